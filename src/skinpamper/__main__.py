@@ -1,0 +1,5 @@
+"""`python -m skinpamper` runs the same CLI as the `skinpamper` console script."""
+
+from skinpamper.cli import main
+
+main()

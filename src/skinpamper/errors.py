@@ -1,0 +1,27 @@
+"""Errors a user can act on.
+
+Every message names the file (and row or column where it applies), says what is wrong and, where
+possible, how to fix it. The CLI prints the message alone, with no traceback, and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class SkinPamperError(Exception):
+    """Base class: an error caused by input or environment, not by a bug."""
+
+
+class DataError(SkinPamperError):
+    """A dataset file is missing, malformed, or disagrees with another file."""
+
+
+class ImageError(DataError):
+    """An image cannot be decoded, is truncated, or is larger than the pixel limit."""
+
+
+class DownloadError(SkinPamperError):
+    """A download failed or did not match its checksum."""
+
+
+class ConfigError(SkinPamperError):
+    """A configuration file or option is invalid."""

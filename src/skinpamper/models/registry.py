@@ -1,0 +1,64 @@
+"""A table of model builders: `@register_model`, `create_model(name, **kw)`, `list_models()`.
+
+Every model takes float images in the 0..255 range, shape (H, W, 3), and returns softmax
+probabilities over the seven canonical classes; any scaling lives inside the model so that
+training, evaluation and prediction cannot disagree about preprocessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+
+from skinpamper.errors import ConfigError
+
+_BUILTIN_MODULES = ("skinpamper.models.seed",)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `skinpamper models` lists about a registered builder."""
+
+    name: str
+    default_size: int
+    description: str
+    builder: Callable
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, default_size: int, description: str) -> Callable[[Callable], Callable]:
+    """Decorator: add a builder `fn(image_size, num_classes, **kw) -> keras.Model` under `name`."""
+
+    def wrap(fn: Callable) -> Callable:
+        _REGISTRY[name] = ModelInfo(name, default_size, description, fn)
+        return fn
+
+    return wrap
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        import_module(module)
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry entry for `name`; an unknown name lists the valid ones."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, image_size: int | None = None, num_classes: int = 7, **kwargs):
+    """Build the registered model `name` for square images of `image_size` pixels."""
+    info = get_model_info(name)
+    return info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
