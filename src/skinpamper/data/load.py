@@ -1,0 +1,154 @@
+"""`load_dataset(path)`: recognise which HAM10000 form a path holds, read it once, then serve it from cache.
+
+Recognised forms, in the order they are tried for a folder:
+  hmnist    Kaggle folder with hmnist_S_S_RGB.csv / _L.csv and HAM10000_metadata.csv (chosen when the
+            requested size has such a CSV: it is the original system's input)
+  jpeg      HAM10000 JPEGs anywhere under the folder + HAM10000_metadata.csv, resized at load
+  dermamnist  a MedMNIST DermaMNIST .npz (path to the file, or a folder holding exactly one)
+  labelled  images + a CSV with columns image_id,dx (the form external test sets come in)
+  folders   sub-folders named by class code
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skinpamper.data import cache
+from skinpamper.data.dataset import Dataset
+from skinpamper.data.dermamnist import read_dermamnist
+from skinpamper.data.hmnist import NAME_PATTERN, read_hmnist
+from skinpamper.data.images import Progress, index_images, read_class_folders, read_ham_images, read_labelled
+from skinpamper.data.metadata import METADATA_NAME, find_metadata
+from skinpamper.errors import DataError
+from skinpamper.imaging import FITS, Fit
+from skinpamper.paths import cache_dir
+
+FORMATS = ("auto", "hmnist", "jpeg", "dermamnist", "labelled", "folders")
+DEFAULT_SIZE = 28
+
+
+def _hmnist_csv(folder: Path, size: int | None) -> Path | None:
+    """The best hmnist CSV in `folder` for `size`: RGB before grey; any size if none was asked."""
+    candidates = sorted((p for p in folder.glob("hmnist_*.csv") if NAME_PATTERN.search(p.name)), reverse=True)
+    for colour in ("RGB", "L"):
+        for path in candidates:
+            side, _, mode = NAME_PATTERN.search(path.name).groups()
+            if mode == colour and (size is None or int(side) == size):
+                return path
+    return None
+
+
+def _labelled_csv(folder: Path) -> Path | None:
+    for path in sorted(folder.glob("*.csv")):
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            header = [h.strip().strip('"') for h in handle.readline().split(",")]
+        if "image_id" in header and "dx" in header and path.name != METADATA_NAME:
+            return path
+    return None
+
+
+def detect_format(path: Path, size: int | None) -> tuple[str, Path]:
+    """(format, main file or folder) for `path`, or a DataError describing the supported layouts."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix == ".npz":
+            return "dermamnist", path
+        if path.suffix == ".csv":
+            header = path.open(encoding="utf-8", errors="replace").readline()
+            return ("labelled" if "image_id" in header and "dx" in header else "hmnist"), path
+        raise DataError(f"{path}: unsupported file type; give a folder, an hmnist .csv or a DermaMNIST .npz")
+    if find_metadata(path):
+        csv = _hmnist_csv(path, size or DEFAULT_SIZE)
+        if csv is not None:
+            return "hmnist", csv
+        if index_images(path):
+            return "jpeg", path
+        if _hmnist_csv(path, None):
+            raise DataError(
+                f"{path}: no JPEGs and no hmnist CSV at {size} px; choose the size of an hmnist CSV"
+            )
+    npz = sorted(path.glob("*.npz"))
+    if len(npz) == 1:
+        return "dermamnist", npz[0]
+    labelled = _labelled_csv(path)
+    if labelled is not None:
+        return "labelled", labelled
+    if any(p.is_dir() for p in path.iterdir()) and not find_metadata(path):
+        return "folders", path
+    raise DataError(
+        f"{path}: not a recognised dataset; expected the Kaggle HAM10000 folder (HAM10000_metadata.csv with "
+        "hmnist CSVs or JPEGs), a DermaMNIST .npz, images with an image_id,dx CSV, or class sub-folders"
+    )
+
+
+def _metadata_beside(csv: Path) -> Path:
+    meta = find_metadata(csv.parent)
+    if meta is None:
+        raise DataError(
+            f"{csv}: {METADATA_NAME} must sit beside it; the hmnist CSVs have no image or lesion ids, and "
+            "without lesion ids a split would put one lesion in both train and test"
+        )
+    return meta
+
+
+def load_dataset(
+    path: str | Path,
+    size: int | None = None,
+    fmt: str = "auto",
+    fit: Fit = "squash",
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> Dataset:
+    """Read any supported HAM10000 form into a Dataset; repeated loads come from the cache.
+
+    `size` is the square side in pixels (default: the file's own for hmnist and DermaMNIST, else 28);
+    `fit` says how non-square images become square (squash, crop or pad).
+    """
+    path = Path(path).expanduser()
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fit not in FITS:
+        raise DataError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+    detected, main = detect_format(path, size)
+    fmt = detected if fmt == "auto" else fmt
+    if fmt == "hmnist" and main.is_dir():
+        main = _hmnist_csv(main, size) or main
+        if main.is_dir():
+            raise DataError(f"{path}: no hmnist CSV{'' if size is None else f' at {size} px'} found here")
+    if fmt == "hmnist":
+        match = NAME_PATTERN.search(main.name)
+        if size is not None and match and int(match.group(1)) != size:
+            raise DataError(f"{main}: holds {match.group(1)} px images; --image-size {size} needs the JPEGs")
+        sources, options = [main, _metadata_beside(main)], {}
+        build = lambda: read_hmnist(main, sources[1])  # noqa: E731
+    elif fmt == "dermamnist":
+        sources, options = [main], {"size": size}
+        build = lambda: read_dermamnist(main, size)  # noqa: E731
+    else:
+        size = size or DEFAULT_SIZE
+        readers = {
+            "jpeg": lambda: read_ham_images(
+                main, find_metadata(main) or main / METADATA_NAME, size, fit, progress
+            ),
+            "labelled": lambda: read_labelled(main, size, fit, progress),
+            "folders": lambda: read_class_folders(main, size, fit, progress),
+        }
+        build = readers[fmt]
+        folder = main if main.is_dir() else main.parent
+        sources = [main] if main.is_file() else []
+        sources += list(index_images(folder).values())
+        if fmt == "jpeg" and find_metadata(main):
+            sources.append(find_metadata(main))
+        options = {"size": size, "fit": fit}
+    if not use_cache:
+        return build()
+    index = cache.DigestIndex(cache_dir() / "digests.json")
+    key = cache.cache_key(sources, {"format": fmt, **options}, index)
+    target = cache_dir() / f"{fmt}-{key}.npz"
+    dataset = cache.load_cached(target) if target.exists() else None
+    if dataset is None:
+        dataset = build()
+        cache.save_dataset(target, dataset)
+    index.save()
+    return dataset
