@@ -72,7 +72,7 @@ def read_hmnist(path: Path, metadata_path: Path) -> Dataset:
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise DataError(
-            f"{path}: line {row + 2}: unknown label {table['label'].iloc[row]!r}; hmnist labels are 0..6 "
+            f"{path}: line {row + 2}: unknown label '{table['label'].iloc[row]}'; hmnist labels are 0..6 "
             f"({', '.join(f'{i} {c}' for i, c in enumerate(HMNIST_CODES))})"
         )
     pixels = _pixels(path, table, columns).reshape(len(table), side, side, channels)

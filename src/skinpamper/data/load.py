@@ -92,6 +92,43 @@ def _metadata_beside(csv: Path) -> Path:
     return meta
 
 
+def _main_for(fmt: str, path: Path, size: int | None) -> Path:
+    """The file or folder a forced format reads from `path`."""
+    folder = path if path.is_dir() else path.parent
+    found = {
+        "hmnist": path if path.is_file() else _hmnist_csv(path, size),
+        "jpeg": folder if find_metadata(folder) else None,
+        "dermamnist": path if path.is_file() else next(iter(sorted(path.glob("*.npz"))), None),
+        "labelled": path if path.is_file() else _labelled_csv(path),
+        "folders": path if path.is_dir() else None,
+    }[fmt]
+    if found is None:
+        raise DataError(f"{path}: holds no {fmt} dataset{'' if size is None else f' at {size} px'}")
+    return found
+
+
+def _plan(fmt: str, main: Path, size: int | None, fit: Fit, progress: Progress | None):
+    """(source files, cache options, reader) for one format."""
+    if fmt == "hmnist":
+        match = NAME_PATTERN.search(main.name)
+        if size is not None and match and int(match.group(1)) != size:
+            raise DataError(f"{main}: holds {match.group(1)} px images; --image-size {size} needs the JPEGs")
+        metadata = _metadata_beside(main)
+        return [main, metadata], {}, lambda: read_hmnist(main, metadata)
+    if fmt == "dermamnist":
+        return [main], {"size": size}, lambda: read_dermamnist(main, size)
+    size = size or DEFAULT_SIZE
+    options = {"size": size, "fit": fit}
+    if fmt == "jpeg":
+        metadata = find_metadata(main)
+        files = [metadata, *index_images(main).values()]
+        return files, options, lambda: read_ham_images(main, metadata, size, fit, progress)
+    if fmt == "labelled":
+        files = [main, *index_images(main.parent).values()]
+        return files, options, lambda: read_labelled(main, size, fit, progress)
+    return list(index_images(main).values()), options, lambda: read_class_folders(main, size, fit, progress)
+
+
 def load_dataset(
     path: str | Path,
     size: int | None = None,
@@ -110,37 +147,13 @@ def load_dataset(
         raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fit not in FITS:
         raise DataError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
-    detected, main = detect_format(path, size)
-    fmt = detected if fmt == "auto" else fmt
-    if fmt == "hmnist" and main.is_dir():
-        main = _hmnist_csv(main, size) or main
-        if main.is_dir():
-            raise DataError(f"{path}: no hmnist CSV{'' if size is None else f' at {size} px'} found here")
-    if fmt == "hmnist":
-        match = NAME_PATTERN.search(main.name)
-        if size is not None and match and int(match.group(1)) != size:
-            raise DataError(f"{main}: holds {match.group(1)} px images; --image-size {size} needs the JPEGs")
-        sources, options = [main, _metadata_beside(main)], {}
-        build = lambda: read_hmnist(main, sources[1])  # noqa: E731
-    elif fmt == "dermamnist":
-        sources, options = [main], {"size": size}
-        build = lambda: read_dermamnist(main, size)  # noqa: E731
+    if fmt == "auto":
+        fmt, main = detect_format(path, size)
+    elif not path.exists():
+        raise DataError(f"{path}: no such file or folder")
     else:
-        size = size or DEFAULT_SIZE
-        readers = {
-            "jpeg": lambda: read_ham_images(
-                main, find_metadata(main) or main / METADATA_NAME, size, fit, progress
-            ),
-            "labelled": lambda: read_labelled(main, size, fit, progress),
-            "folders": lambda: read_class_folders(main, size, fit, progress),
-        }
-        build = readers[fmt]
-        folder = main if main.is_dir() else main.parent
-        sources = [main] if main.is_file() else []
-        sources += list(index_images(folder).values())
-        if fmt == "jpeg" and find_metadata(main):
-            sources.append(find_metadata(main))
-        options = {"size": size, "fit": fit}
+        main = _main_for(fmt, path, size)
+    sources, options, build = _plan(fmt, main, size, fit, progress)
     if not use_cache:
         return build()
     index = cache.DigestIndex(cache_dir() / "digests.json")
