@@ -1,5 +1,5 @@
 """`python -m skinpamper` runs the same CLI as the `skinpamper` console script."""
 
-from skinpamper.cli import main
+from skinpamper.cli import run
 
-main()
+run()

@@ -1,0 +1,183 @@
+"""The `skinpamper` command: one sub-command per job, each a thin layer over one library call.
+
+Library errors (SkinPamperError) become one clean line on stderr and exit status 1; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from skinpamper import __version__
+from skinpamper.errors import SkinPamperError
+from skinpamper.imaging import FITS
+
+FORMAT_CHOICES = ("auto", "hmnist", "jpeg", "dermamnist", "labelled", "folders")
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "img", scale: bool = False):
+    """A tqdm bar on stderr, fed by the library's (done, total) progress callbacks."""
+    bar = tqdm(desc=description, unit=unit, unit_scale=scale, leave=False, file=sys.stderr, disable=None)
+
+    def update(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def load_data(path: str, size: int | None, fmt: str, fit: str):
+    """Load a dataset with a progress bar (the bar only appears while images are decoded)."""
+    from skinpamper.data.load import load_dataset
+
+    with progress_bar(f"decoding {Path(path).name}") as update:
+        return load_dataset(path, size=size, fmt=fmt, fit=fit, progress=update)
+
+
+def data_options(command: Callable) -> Callable:
+    """--image-size, --format and --fit, shared by every command that reads a dataset."""
+    command = click.option("--fit", type=click.Choice(FITS), default="squash", show_default=True,
+                           help="How a non-square image becomes square.")(command)
+    command = click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto",
+                           show_default=True, help="Dataset form; auto recognises it.")(command)
+    return click.option("--image-size", type=click.IntRange(4, 1024), default=None,
+                        help="Square side in pixels [default: the file's own, else 28].")(command)
+
+
+class Group(click.Group):
+    """Turns library errors into one line and a non-zero exit, without a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SkinPamperError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished work is kept", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="skinpamper")
+def main() -> None:
+    """Skin Pamper: skin-lesion classifiers on HAM10000. A research tool, not a medical device."""
+
+
+@main.group(cls=Group)
+def data() -> None:
+    """Inspect, check and download datasets."""
+
+
+@data.command("info")
+@click.argument("path", type=click.Path())
+@data_options
+def data_info(path: str, image_size: int | None, fmt: str, fit: str) -> None:
+    """Images, lesions, classes, age/sex/localization and missing values of a dataset.
+
+    Example: skinpamper data info ~/data/ham10000
+    """
+    from skinpamper.data.summary import format_summary, summarize
+
+    click.echo(format_summary(summarize(load_data(path, image_size, fmt, fit))))
+
+
+@data.command("check")
+@click.argument("path", type=click.Path())
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split to check.")
+@click.option("--val", type=float, default=0.1, show_default=True, help="Validation fraction.")
+@click.option("--test", type=float, default=0.2, show_default=True, help="Test fraction.")
+@data_options
+def data_check(path: str, seed: int, val: float, test: float, image_size: int | None, fmt: str, fit: str) -> None:
+    """Lesions shared between splits and identical images across splits and within the set.
+
+    Exits 1 when the split leaks (a lesion or an identical image in two parts).
+    Example: skinpamper data check ~/data/ham10000 --seed 1
+    """
+    from skinpamper.data.check import check_dataset
+    from skinpamper.data.splits import split_dataset
+
+    dataset = load_data(path, image_size, fmt, fit)
+    split = split_dataset(dataset, val=val, test=test, seed=seed)
+    report = check_dataset(dataset, split)
+    sizes = ", ".join(f"{name} {len(idx)}" for name, idx in split.parts().items())
+    click.echo(f"{dataset.source}: {len(dataset)} images; split (seed {seed}): {sizes}")
+    if split.note:
+        click.echo(f"note: {split.note}")
+    if dataset.has_lesion_ids:
+        lesions = dataset.meta["lesion_id"].nunique()
+        click.echo(f"lesions: {lesions}; shared between splits: {len(report.shared_lesions)}")
+        if not report.shared_lesions.empty:
+            click.echo(report.shared_lesions.head(20).to_string(index=False))
+    click.echo(f"groups of identical images (same pixels at {dataset.image_size[0]} px): {len(report.duplicates)}")
+    if not report.duplicates.empty:
+        click.echo(report.duplicates.to_string(index=False))
+    if not report.clean:
+        raise click.ClickException("the split leaks: see the lesions or identical images listed above")
+    click.echo("no lesion and no identical image is in two splits")
+
+
+@data.command("fetch")
+@click.argument("name", required=False)
+@click.option("--list", "show_list", is_flag=True, help="List the datasets that can be fetched.")
+def data_fetch(name: str | None, show_list: bool) -> None:
+    """Download a dataset into $SKINPAMPER_HOME (resumable, checksummed, atomic).
+
+    Example: skinpamper data fetch dermamnist_64
+    """
+    from skinpamper.data.download import fetch_dataset
+    from skinpamper.data.registry import DATASETS
+
+    if show_list or name is None:
+        for entry in DATASETS.values():
+            click.echo(f"{entry.name:16} {entry.description}")
+        return
+    with progress_bar(f"fetching {name}", unit="B", scale=True) as update:
+        folder = fetch_dataset(name, progress=update)
+    click.echo(str(folder))
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="Folder for the PNGs and index.html.")
+@data_options
+def explore(path: str, out: str, image_size: int | None, fmt: str, fit: str) -> None:
+    """The original notebook's exploration: pixel rows as images, cases by age, class, sex, site.
+
+    Example: skinpamper explore ~/data/ham10000 --out explore/
+    """
+    from skinpamper.explore import write_explore
+
+    page = write_explore(load_data(path, image_size, fmt, fit), Path(out))
+    click.echo(f"wrote {page}")
+
+
+@main.command()
+def models() -> None:
+    """List the registered models: name, default input size, parameters.
+
+    Example: skinpamper models
+    """
+    from skinpamper.models import create_model, get_model_info, list_models
+
+    click.echo(f"{'name':16} {'size':>5} {'params':>12}  description")
+    for name in list_models():
+        info = get_model_info(name)
+        params = create_model(name).count_params()
+        click.echo(f"{name:16} {info.default_size:>5} {params:>12,}  {info.description}")
+
+
+def run() -> None:
+    """Entry point that keeps TensorFlow's start-up chatter off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()
