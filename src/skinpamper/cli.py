@@ -47,12 +47,27 @@ def load_data(path: str, size: int | None, fmt: str, fit: str):
 
 def data_options(command: Callable) -> Callable:
     """--image-size, --format and --fit, shared by every command that reads a dataset."""
-    command = click.option("--fit", type=click.Choice(FITS), default="squash", show_default=True,
-                           help="How a non-square image becomes square.")(command)
-    command = click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto",
-                           show_default=True, help="Dataset form; auto recognises it.")(command)
-    return click.option("--image-size", type=click.IntRange(4, 1024), default=None,
-                        help="Square side in pixels [default: the file's own, else 28].")(command)
+    command = click.option(
+        "--fit",
+        type=click.Choice(FITS),
+        default="squash",
+        show_default=True,
+        help="How a non-square image becomes square.",
+    )(command)
+    command = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMAT_CHOICES),
+        default="auto",
+        show_default=True,
+        help="Dataset form; auto recognises it.",
+    )(command)
+    return click.option(
+        "--image-size",
+        type=click.IntRange(4, 1024),
+        default=None,
+        help="Square side in pixels [default: the file's own, else 28].",
+    )(command)
 
 
 class Group(click.Group):
@@ -98,7 +113,9 @@ def data_info(path: str, image_size: int | None, fmt: str, fit: str) -> None:
 @click.option("--val", type=float, default=0.1, show_default=True, help="Validation fraction.")
 @click.option("--test", type=float, default=0.2, show_default=True, help="Test fraction.")
 @data_options
-def data_check(path: str, seed: int, val: float, test: float, image_size: int | None, fmt: str, fit: str) -> None:
+def data_check(
+    path: str, seed: int, val: float, test: float, image_size: int | None, fmt: str, fit: str
+) -> None:
     """Lesions shared between splits and identical images across splits and within the set.
 
     Exits 1 when the split leaks (a lesion or an identical image in two parts).
@@ -119,7 +136,9 @@ def data_check(path: str, seed: int, val: float, test: float, image_size: int | 
         click.echo(f"lesions: {lesions}; shared between splits: {len(report.shared_lesions)}")
         if not report.shared_lesions.empty:
             click.echo(report.shared_lesions.head(20).to_string(index=False))
-    click.echo(f"groups of identical images (same pixels at {dataset.image_size[0]} px): {len(report.duplicates)}")
+    click.echo(
+        f"groups of identical images (same pixels at {dataset.image_size[0]} px): {len(report.duplicates)}"
+    )
     if not report.duplicates.empty:
         click.echo(report.duplicates.to_string(index=False))
     if not report.clean:
