@@ -92,7 +92,8 @@ def plot_age_by_class(dataset: Dataset) -> Figure:
     for i, (ax, code) in enumerate(zip(axes, CODES, strict=True)):
         of_class = ages[(dataset.labels == i) & ~np.isnan(ages)]
         ax.hist(of_class, bins=bins, color=CLASS_COLOURS[code])
-        _row_label(ax, f"{code}\n(n={of_class.size:,})")
+        # Label inside the axes: a row label on the left would collide with the count ticks.
+        ax.text(0.01, 0.92, f"{code} (n={of_class.size:,})", transform=ax.transAxes, va="top", ha="left")
         ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
     axes[-1].set_xlabel("age (years, 5-year bins)")
     missing = int(np.isnan(ages).sum())
