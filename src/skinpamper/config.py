@@ -1,0 +1,190 @@
+"""Training settings: every default in one place, with the reason beside it.
+
+Precedence is defaults -> TOML file (`load_config`) -> CLI flags (`config.replace(**flags)`). The
+resolved config is saved in each run folder as config.json (`to_dict`/`from_dict` round-trip), so a
+run can be resumed or reproduced from its folder alone.
+
+A TOML file holds top-level keys and an optional `[augment]` table, e.g.::
+
+    epochs = 40
+    imbalance = "balanced_sampling"
+    [augment]
+    rotation = 30.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skinpamper.data.load import FORMATS
+from skinpamper.errors import ConfigError
+from skinpamper.imaging import FITS
+
+IMBALANCE = ("class_weight", "balanced_sampling", "oversample", "none")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-only augmentation; images stay float 0..255 and are clipped back into that range."""
+
+    enabled: bool = True  # HAM10000 has ~7k training images; without augmentation the CNN overfits early
+    flip: bool = True  # a lesion has no left/right or top/bottom
+    rot90: bool = True  # dermoscopy has no "up"; with flips this draws all 8 square symmetries
+    rotation: float = 15.0  # degrees either way on top of rot90: small, so corners need little filling
+    zoom: float = 0.1  # scale in [0.9, 1.1]: lesion size varies with the dermatoscope's distance
+    translate: float = 0.05  # fraction of the side: lesions are roughly, not exactly, centred
+    brightness: float = 0.1  # multiply by [0.9, 1.1]: illumination differs between devices and sites
+    contrast: float = 0.1  # stretch around the image mean by [0.9, 1.1]
+    saturation: float = 0.1  # scale colour away from grey by [0.9, 1.1]: camera colour response differs
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rotation <= 180:
+            raise ConfigError(f"augment.rotation must be 0..180 degrees, got {self.rotation}")
+        for name in ("zoom", "translate", "brightness", "contrast", "saturation"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"augment.{name} must be in [0, 1), got {value}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `train` needs besides the data itself."""
+
+    data_path: str | None = None  # where the dataset was read from; recorded so a run can be resumed
+    data_format: str = "auto"  # detect the HAM10000 form from the path (see skinpamper.data.load)
+    model: str = "seed"  # the original notebook's CNN, the baseline every other model must beat
+    image_size: int = 28  # the original's input size (hmnist_28_28_RGB.csv)
+    fit: str = "squash"  # how 600x450 photos become square; squash is what hmnist did
+    epochs: int = 25  # as the original
+    batch_size: int = 64  # small enough for CPU training, large enough for stable BatchNorm statistics
+    learning_rate: float = 1e-3  # Adam's default, as the original
+    schedule: str = "cosine"  # decays to 0 by the last epoch; no plateau heuristics to tune
+    warmup_epochs: float = 1.0  # linear warm-up keeps Adam's first, badly-estimated steps small
+    weight_decay: float = 0.0  # the original used none; decoupled (AdamW-style) when > 0
+    imbalance: str = "class_weight"  # nv is 67% of images; chosen for now, to be settled by measurement
+    patience: int = 8  # epochs without a better val balanced accuracy before stopping; 0 never stops
+    val_fraction: float = 0.1  # ~1,000 images: enough to rank epochs, small enough to keep training data
+    test_fraction: float = 0.2  # ~2,000 images: enough for per-class recall of the rare classes
+    seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("data_format", self.data_format, FORMATS)
+        _check_choice("fit", self.fit, FITS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("imbalance", self.imbalance, IMBALANCE)
+        for name in ("image_size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        for name in ("warmup_epochs", "weight_decay", "patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        v, t = self.val_fraction, self.test_fraction
+        if not (0 < v < 1 and 0 < t < 1 and v + t < 1):
+            raise ConfigError(f"val_fraction={v} and test_fraction={t} must be in (0, 1) and sum below 1")
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with `overrides` applied; None values are skipped (CLI flags left unset).
+
+        Augmentation settings are given as `augment={"rotation": 30.0}` or `**{"augment.rotation": 30.0}`.
+        """
+        data = self.to_dict()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if isinstance(value, AugmentConfig):
+                value = dataclasses.asdict(value)
+            if key == "augment" and isinstance(value, dict):
+                data["augment"].update(value)
+            elif key.startswith("augment."):
+                data["augment"][key.removeprefix("augment.")] = value
+            else:
+                data[key] = value
+        return TrainConfig.from_dict(data, source="options")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values, with augmentation as a nested dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from `to_dict` output or a parsed TOML file; `source` names the origin in errors."""
+        try:
+            augment = _build(AugmentConfig, data.get("augment", {}), source, "augment.")
+            top = {k: v for k, v in data.items() if k != "augment"}
+            return _build(cls, {**top, "augment": augment}, source, "")
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(source) else f"{source}: {message}") from None
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
+    """Check a value against its field's default type; ints are accepted where floats are expected."""
+    expected = type(default)
+    if default is None:  # only data_path: a string or nothing
+        ok = value is None or isinstance(value, str)
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        kind = _KINDS.get(expected, "a string")
+        raise ConfigError(f"{source}: {name} must be {kind}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    """Instantiate dataclass `cls` from a mapping, rejecting unknown keys and mistyped values."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.')} must be a table, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        valid = ", ".join(prefix + name for name in fields)
+        raise ConfigError(f"{source}: unknown key {prefix + unknown[0]!r}; valid keys: {valid}")
+    values = {}
+    for name, value in data.items():
+        spec = fields[name]
+        if isinstance(value, AugmentConfig):
+            values[name] = value
+            continue
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        values[name] = _coerce(prefix + name, value, default, source)
+    return cls(**values)
+
+
+def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a TOML file over `base` (the defaults); unknown keys raise ConfigError naming key and file."""
+    path = Path(path).expanduser()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    merged = (base or TrainConfig()).to_dict()
+    augment = data.pop("augment", {})
+    if not isinstance(augment, dict):
+        raise ConfigError(f"{path}: augment must be a table ([augment]), got {augment!r}")
+    merged.update(data)
+    merged["augment"] = {**merged["augment"], **augment}
+    return TrainConfig.from_dict(merged, source=str(path))

@@ -1,0 +1,31 @@
+"""classification_metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skinpamper.metrics import classification_metrics
+
+
+def test_hand_computed_values() -> None:
+    y_true = np.array([0, 0, 0, 0, 1, 1, 5, 5])
+    y_pred = np.array([0, 0, 0, 1, 1, 6, 5, 5])
+    metrics = classification_metrics(y_true, np.eye(7)[y_pred] * 0.9 + 0.01)
+    assert metrics["n"] == 8
+    assert metrics["accuracy"] == pytest.approx(6 / 8)
+    # recall: akiec 3/4, bcc 1/2, nv 2/2; balanced accuracy averages the three classes present
+    assert metrics["balanced_accuracy"] == pytest.approx((0.75 + 0.5 + 1.0) / 3)
+    assert metrics["per_class_recall"] == {
+        "akiec": 0.75, "bcc": 0.5, "bkl": 0.0, "df": 0.0, "mel": 0.0, "nv": 1.0, "vasc": 0.0
+    }  # fmt: skip
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (7, 7) and matrix.sum() == 8
+    assert matrix[0, 0] == 3 and matrix[0, 1] == 1 and matrix[1, 6] == 1 and matrix[5, 5] == 2
+
+
+def test_values_are_plain_json_types() -> None:
+    metrics = classification_metrics(np.array([2, 3]), np.eye(7)[[2, 2]])
+    assert type(metrics["n"]) is int and type(metrics["accuracy"]) is float
+    assert all(type(v) is int for row in metrics["confusion_matrix"] for v in row)
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5)

@@ -1,0 +1,146 @@
+"""train/resume on a tiny synthetic dataset: the run folder, history, interruption and resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+
+import keras
+import numpy as np
+import pytest
+
+from skinpamper.config import TrainConfig
+from skinpamper.data.dataset import Dataset, empty_meta
+from skinpamper.data.splits import split_dataset
+from skinpamper.errors import ConfigError
+from skinpamper.progress import TqdmProgress
+from skinpamper.run import HISTORY_COLUMNS, Run, RunState
+from skinpamper.train import EpochRecorder, resume, train
+
+# Keras's own model.save converts variables with np.array(copy=False), which numpy 2 warns about.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+RUN_FILES = {
+    "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
+    "model.keras", "last.keras", "state.json", "metrics.json",
+}  # fmt: skip
+CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3)
+
+
+def _tiny_dataset(per_class: int = 10, side: int = 28) -> Dataset:
+    """Seven classes told apart by colour, with pairs of images sharing a lesion id."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(7), per_class)
+    tint = rng.uniform(40, 220, (7, 3))
+    noise = rng.normal(0, 25, (len(labels), side, side, 3))
+    images = np.clip(tint[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    meta = empty_meta(len(labels), [f"ISIC_{i:07d}" for i in range(len(labels))])
+    meta["lesion_id"] = [f"HAM_{i // 2:07d}" for i in range(len(labels))]
+    return Dataset(images=images, labels=labels, meta=meta, source="tiny")
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return _tiny_dataset()
+
+
+@pytest.fixture(scope="module")
+def progress_text() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture(scope="module")
+def finished_run(
+    dataset: Dataset, tmp_path_factory: pytest.TempPathFactory, progress_text: io.StringIO
+) -> Run:
+    split = split_dataset(dataset, CONFIG.val_fraction, CONFIG.test_fraction, CONFIG.seed)
+    callbacks = [TqdmProgress(file=progress_text)]
+    return Run.open(train(dataset, split, CONFIG, tmp_path_factory.mktemp("run") / "full", callbacks))
+
+
+def test_run_folder_holds_every_file(finished_run: Run, dataset: Dataset) -> None:
+    assert {p.name for p in finished_run.path.iterdir()} == RUN_FILES
+    assert finished_run.config() == CONFIG
+    metrics = finished_run.metrics()
+    assert set(metrics) == {"val", "test"}
+    assert metrics["test"]["n"] == len(finished_run.split(dataset).test)
+    info = json.loads(finished_run.file("dataset.json").read_text())
+    assert info["images"] == 70 and info["class_counts"]["mel"] == 10 and info["image_size"] == 28
+    assert sum(info["split_sizes"].values()) == 70 and info["grouped"] is True
+    environment = finished_run.file("environment.json").read_text()
+    assert socket.gethostname() not in environment and '"keras_backend"' in environment
+
+
+def test_history_has_a_row_per_epoch(finished_run: Run) -> None:
+    with finished_run.file("history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert tuple(rows[0]) == HISTORY_COLUMNS
+    assert all(0 <= float(r["val_balanced_accuracy"]) <= 1 and float(r["lr"]) > 0 for r in rows)
+    assert float(rows[0]["lr"]) == pytest.approx(CONFIG.learning_rate, rel=0.2)  # end of the warm-up
+    state = finished_run.state()
+    assert state.epoch == 2 and state.finished and 1 <= state.best_epoch <= 2
+    assert state.best_score == max(float(r["val_balanced_accuracy"]) for r in rows)
+
+
+def test_interrupted_run_resumes_to_the_same_result(finished_run: Run, dataset: Dataset, tmp_path) -> None:
+    split = split_dataset(dataset, CONFIG.val_fraction, CONFIG.test_fraction, CONFIG.seed)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, split, CONFIG, tmp_path / "run", callbacks=[_StopAfterFirstEpoch()])
+    run = Run.open(tmp_path / "run")
+    assert run.state().epoch == 1 and not run.file("metrics.json").exists()
+    resume(run.path, dataset)
+    assert [row["epoch"] for row in run.history()] == [1, 2]
+    assert run.file("split.json").read_text() == finished_run.file("split.json").read_text()
+    # The same seed gives the same split, batches, augmentation and dropout masks, so the same model.
+    for part in ("val", "test"):
+        expected, got = finished_run.metrics()[part], run.metrics()[part]
+        assert got["balanced_accuracy"] == pytest.approx(expected["balanced_accuracy"], abs=0.05)
+    np.testing.assert_allclose(
+        [r["loss"] for r in run.history()], [r["loss"] for r in finished_run.history()], rtol=1e-3
+    )
+
+
+def test_resuming_a_finished_run_only_rescores_it(finished_run: Run, dataset: Dataset) -> None:
+    history = finished_run.file("history.csv").read_text()
+    resume(finished_run.path, dataset)
+    assert finished_run.file("history.csv").read_text() == history
+
+
+def test_refuses_to_overwrite_a_run(finished_run: Run, dataset: Dataset) -> None:
+    split = finished_run.split(dataset)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(dataset, split, CONFIG, finished_run.path)
+
+
+def test_image_size_must_match_the_config(dataset: Dataset, tmp_path) -> None:
+    split = split_dataset(dataset, seed=0)
+    with pytest.raises(ConfigError, match="image_size=32"):
+        train(dataset, split, CONFIG.replace(image_size=32), tmp_path / "run")
+
+
+def test_progress_callback_sees_the_validation_figures(finished_run: Run, progress_text: io.StringIO) -> None:
+    lines = [line for line in progress_text.getvalue().splitlines() if "val_bal_acc" in line]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "lr " in lines[0] and "batch/s" in progress_text.getvalue()
+
+
+def test_early_stop_after_patience_epochs_without_improvement(dataset: Dataset, tmp_path) -> None:
+    run = Run.create(tmp_path / "run")
+    recorder = EpochRecorder(
+        run, dataset, split_dataset(dataset), CONFIG.replace(epochs=9, patience=2), RunState()
+    )
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    recorder.set_model(model)
+    stopped = []
+    for epoch, score in enumerate([0.3, 0.5, 0.5, 0.4], start=1):
+        recorder._checkpoint(epoch, score)
+        stopped.append(getattr(model, "stop_training", False))
+    assert stopped == [False, False, False, True]
+    assert run.state() == RunState(epoch=4, best_epoch=2, best_score=0.5, stopped_early=True)
