@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -194,6 +195,117 @@ def models() -> None:
         info = get_model_info(name)
         params = create_model(name).count_params()
         click.echo(f"{name:16} {info.default_size:>5} {params:>12,}  {info.description}")
+
+
+def resolve_data(path: str | None) -> str:
+    """--data, else $SKINPAMPER_DATA, else DermaMNIST (28 px, 19 MB) downloaded into $SKINPAMPER_HOME."""
+    if path:
+        return path
+    if os.environ.get("SKINPAMPER_DATA"):
+        return os.environ["SKINPAMPER_DATA"]
+    from skinpamper.data.download import fetch_dataset
+
+    click.echo(
+        "no --data and no $SKINPAMPER_DATA: fetching DermaMNIST (its split has no lesion ids)", err=True
+    )
+    with progress_bar("fetching dermamnist", unit="B", scale=True) as update:
+        return str(fetch_dataset("dermamnist", progress=update))
+
+
+def echo_run_summary(run_dir: Path) -> None:
+    """Print the test figures of a finished run and where its report is."""
+    from skinpamper import NOT_A_DIAGNOSIS
+    from skinpamper.report import write_run_report
+    from skinpamper.run import Run
+
+    report = write_run_report(run_dir)
+    test = Run.open(run_dir).metrics()["test"]
+    recalls = "  ".join(f"{code} {value:.2f}" for code, value in test["per_class_recall"].items())
+    click.echo(
+        f"test ({test['n']} images): balanced accuracy {test['balanced_accuracy']:.3f}, "
+        f"accuracy {test['accuracy']:.3f}"
+    )
+    click.echo(f"recall per class: {recalls}")
+    click.echo(f"run folder: {run_dir}\nreport: {report}")
+    click.echo(NOT_A_DIAGNOSIS)
+
+
+@main.command("train")
+@click.option("--data", type=click.Path(), help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST].")
+@click.option("--model", help="Registered model name (see `skinpamper models`) [default: seed].")
+@click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
+@click.option("--epochs", type=click.IntRange(1), help="Epochs [default: 25].")
+@click.option("--batch-size", type=click.IntRange(1), help="Batch size [default: 64].")
+@click.option("--learning-rate", type=float, help="Adam learning rate [default: 1e-3].")
+@click.option(
+    "--imbalance",
+    type=click.Choice(("class_weight", "balanced_sampling", "oversample", "none")),
+    help="Class-imbalance strategy, applied inside the training split only.",
+)
+@click.option(
+    "--fit", type=click.Choice(FITS), help="How a non-square image becomes square [default: squash]."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), help="Dataset form [default: auto].")
+@click.option("--seed", type=int, help="Seed for split, weights and augmentation [default: 0].")
+@click.option("--no-augment", is_flag=True, default=None, help="Train without augmentation.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file with any of these settings; flags override it.",
+)
+@click.option("--out", type=click.Path(file_okay=False), help="New run folder [default: runs/MODEL-TIME].")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue an interrupted run folder from its last finished epoch.",
+)
+def train_command(
+    data: str | None,
+    config_file: str | None,
+    out: str | None,
+    resume_dir: str | None,
+    fmt: str | None,
+    no_augment: bool | None,
+    **flags,
+) -> None:
+    """Train a model on a lesion-grouped split and write a run folder with its report.
+
+    \b
+    Examples:
+      skinpamper train --data ~/data/ham10000 --model seed --epochs 25 --out runs/seed
+      skinpamper train --config my.toml --out runs/exp1
+      skinpamper train --resume runs/exp1
+    """
+    from skinpamper.config import TrainConfig, load_config
+    from skinpamper.data.splits import split_dataset
+    from skinpamper.progress import TqdmProgress
+    from skinpamper.run import Run
+    from skinpamper.train import resume, train
+
+    if resume_dir:
+        config = Run.open(resume_dir).config()
+        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
+        run_dir = resume(resume_dir, dataset, callbacks=[TqdmProgress()])
+    else:
+        config = load_config(config_file) if config_file else TrainConfig()
+        enabled = None if no_augment is None else not no_augment
+        config = config.replace(data_format=fmt, **{"augment.enabled": enabled}, **flags)
+        config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
+        run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
+        split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.seed)
+        if split.note:
+            click.echo(f"note: {split.note}", err=True)
+        try:
+            train(dataset, split, config, run_dir, callbacks=[TqdmProgress()])
+        except KeyboardInterrupt:
+            click.echo(
+                f"interrupted; finished epochs are kept: skinpamper train --resume {run_dir}", err=True
+            )
+            sys.exit(130)
+    echo_run_summary(Path(run_dir))
 
 
 def run() -> None:
