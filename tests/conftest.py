@@ -12,9 +12,9 @@ from PIL import Image
 from skinpamper.classes import CODES, HMNIST_CODES
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
-# Three lesions per class, the first lesion of each class photographed twice: 28 images, 21 lesions.
-DX = [code for code in CODES for _ in range(4)]
-LESIONS = [f"HAM_{i // 4:07d}" if i % 4 < 2 else f"HAM_{i:07d}x" for i in range(len(DX))]
+# Twelve images per class; the first lesion of each class photographed twice: 84 images, 77 lesions.
+DX = [code for code in CODES for _ in range(12)]
+LESIONS = [f"HAM_{i // 12:07d}" if i % 12 < 2 else f"HAM_{i:07d}x" for i in range(len(DX))]
 
 
 @pytest.fixture(autouse=True)

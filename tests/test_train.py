@@ -20,7 +20,6 @@ from skinpamper.run import HISTORY_COLUMNS, Run, RunState
 from skinpamper.train import EpochRecorder, resume, train
 
 # Keras's own model.save converts variables with np.array(copy=False), which numpy 2 warns about.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 RUN_FILES = {
     "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
     "model.keras", "last.keras", "state.json", "metrics.json",

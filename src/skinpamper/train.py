@@ -24,7 +24,7 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
 from skinpamper.metrics import classification_metrics
-from skinpamper.models import create_model
+from skinpamper.models import create_model, get_model_info
 from skinpamper.pipeline import TrainData, make_eval_dataset, make_train_dataset
 from skinpamper.run import BEST_MODEL, LAST_MODEL, Run, RunState, restore_seed_states, seed_states
 
@@ -113,6 +113,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 def _check_inputs(dataset: Dataset, split: Split, config: TrainConfig) -> None:
+    """Refuse bad settings before a run folder is made, so a typo leaves nothing behind."""
+    get_model_info(config.model)
     side = config.image_size
     if dataset.image_size != (side, side):
         raise ConfigError(

@@ -73,7 +73,10 @@ def _take_fold(
     """(rest, held) with about `fraction` of rows held out, whole lesions only, stratified."""
     n_splits = max(2, round(1 / fraction))
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    rest, held = next(folds.split(np.zeros(len(labels)), labels, groups))
+    try:
+        rest, held = next(folds.split(np.zeros(len(labels)), labels, groups))
+    except ValueError as exc:  # sklearn refuses when every class has fewer members than folds
+        raise DataError(f"too few images per class to hold out {fraction:.0%} by lesion ({exc})") from None
     return rest, held
 
 

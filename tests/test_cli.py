@@ -1,0 +1,102 @@
+"""The CLI as a user runs it: exit codes, one-line errors without tracebacks, files written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from skinpamper.cli import main
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_data_info_prints_counts(ham_folder: Path) -> None:
+    result = invoke("data", "info", ham_folder)
+    assert result.exit_code == 0
+    assert "28" in result.output and "lesions" in result.output
+    assert "akiec" in result.output and "vasc" in result.output
+
+
+def test_data_check_clean_split(ham_folder: Path) -> None:
+    result = invoke("data", "check", ham_folder, "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert "shared between splits: 0" in result.output
+    assert "no lesion and no identical image is in two splits" in result.output
+
+
+def test_data_check_reports_identical_images_across_splits(ham_folder: Path) -> None:
+    jpegs = sorted(ham_folder.rglob("*.jpg"))
+    for path in jpegs[1:]:  # every photo byte-identical: some pair must cross splits
+        path.write_bytes(jpegs[0].read_bytes())
+    result = invoke("data", "check", ham_folder)
+    assert result.exit_code == 1
+    assert "the split leaks" in result.output
+
+
+def test_bad_input_is_one_line_and_exit_1(ham_folder: Path) -> None:
+    csv = ham_folder / "hmnist_8_8_RGB.csv"
+    table = pd.read_csv(csv, dtype=str)
+    table.loc[3, "pixel0010"] = "abc"
+    table.to_csv(csv, index=False)
+    result = invoke("data", "info", csv)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "line 5, column pixel0010" in lines[0] and str(csv) in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    result = invoke("data", "info", tmp_path / "nowhere")
+    assert result.exit_code == 1 and "no such file or folder" in result.output
+
+
+def test_fetch_list_names_every_dataset() -> None:
+    result = invoke("data", "fetch", "--list")
+    assert result.exit_code == 0
+    for name in ("dermamnist", "dermamnist_224", "ham10000", "kaggle"):
+        assert name in result.output
+
+
+def test_explore_writes_page(ham_folder: Path, tmp_path: Path) -> None:
+    result = invoke("explore", ham_folder, "--out", tmp_path / "explore")
+    assert result.exit_code == 0
+    assert (tmp_path / "explore" / "index.html").is_file()
+    assert len(list((tmp_path / "explore").glob("*.png"))) >= 5
+
+
+def test_train_writes_run_with_report(ham_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ("--image-size", "28", "--epochs", "1", "--batch-size", "4")
+    result = invoke("train", "--data", ham_folder, *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    for name in ("config.json", "model.keras", "history.csv", "split.json", "metrics.json", "report.html"):
+        assert (out / name).is_file(), name
+    assert "balanced accuracy" in result.output and "not a diagnosis" in result.output
+    again = invoke("train", "--data", ham_folder, "--image-size", "28", "--epochs", "1", "--out", out)
+    assert again.exit_code == 1 and "already" in again.output
+
+
+def test_unknown_model_lists_valid_ones(ham_folder: Path, tmp_path: Path) -> None:
+    result = invoke("train", "--data", ham_folder, "--model", "resnet9000", "--out", tmp_path / "r")
+    assert result.exit_code == 1 and "seed" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "skinpamper", "--version"], capture_output=True, text=True, check=True
+    )
+    assert "skinpamper" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["models"]])
+def test_models_lists_seed(command: list[str]) -> None:
+    result = invoke(*command)
+    assert result.exit_code == 0 and "seed" in result.output
+    assert np.any([line.startswith("seed") for line in result.output.splitlines()])
