@@ -29,3 +29,14 @@ def test_values_are_plain_json_types() -> None:
     assert type(metrics["n"]) is int and type(metrics["accuracy"]) is float
     assert all(type(v) is int for row in metrics["confusion_matrix"] for v in row)
     assert metrics["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_macro_auc_is_mean_one_vs_rest_over_present_classes() -> None:
+    from skinpamper.metrics import macro_auc
+
+    y = np.array([0, 0, 1, 1])
+    probs = np.zeros((4, 7))
+    probs[:, 0] = [0.9, 0.4, 0.6, 0.1]  # class 0 vs rest: pairs (0.9>0.6, 0.9>0.1, 0.4<0.6, 0.4>0.1) -> 0.75
+    probs[:, 1] = [0.1, 0.2, 0.8, 0.3]  # class 1 vs rest: perfect -> 1.0
+    assert macro_auc(y, probs) == pytest.approx(0.875)
+    assert macro_auc(np.zeros(3, int), probs[:3]) is None
