@@ -1,12 +1,18 @@
-"""Every registered model builds and trains a step; the seed CNN matches the original's layer table."""
+"""Every registered model builds and trains a step; the seed CNN matches the original's layer table;
+ImageNet backbones explain a failed weights download and read RGB as their preprocessing expects."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import keras
 import numpy as np
 import pytest
 
 from skinpamper.errors import ConfigError
-from skinpamper.models import create_model, get_model_info, list_models
+from skinpamper.models import applications, create_model, get_model_info, list_models
+
+SMALL = 32  # the smallest size every model accepts; keeps the ImageNet backbones fast to build and step
 
 # The original notebook's summary, up to its last pooling layer: (layer type, output shape, parameters).
 SEED_TABLE = [
@@ -24,14 +30,17 @@ SEED_TABLE = [
 
 @pytest.mark.parametrize("name", list_models())
 def test_model_builds_and_takes_a_training_step(name: str) -> None:
-    size = get_model_info(name).default_size
-    model = create_model(name, image_size=size)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    size = min(get_model_info(name).default_size, SMALL)
+    weights = {"weights": None} if name in applications.BACKBONES else {}
+    model = create_model(name, image_size=size, **weights)
+    # eager: tracing (and XLA-compiling) a backbone's train step takes ~45 s on CPU, the step itself ~1 s
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)
     images = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
     loss = model.train_on_batch(images, np.array([0, 1, 5, 6]))
     assert np.isfinite(loss)
-    probs = model.predict(images, verbose=0)
+    probs = keras.ops.convert_to_numpy(model(images, training=False))
     assert probs.shape == (4, 7)
+    assert np.all(probs >= 0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -45,3 +54,43 @@ def test_seed_matches_the_original_layer_table() -> None:
 def test_unknown_model_lists_the_valid_names() -> None:
     with pytest.raises(ConfigError, match="seed"):
         create_model("resnet9000")
+
+
+def test_backbone_below_its_minimum_size_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="at least 32"):
+        create_model("efficientnet_b0", image_size=28, weights=None)
+
+
+def test_failed_weights_download_names_the_cache_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(fname: str, origin: str, **kwargs: object) -> str:
+        # what keras.utils.get_file raises when the URL cannot be reached
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(ConfigError, match=r"models/efficientnetb0_notop\.h5.*weights=None"):
+        create_model("efficientnet_b0", weights="imagenet")
+
+
+def test_resnet50_reads_rgb_as_its_bgr_preprocessing_expects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ImageNet weights (random ones stand in): our RGB input == preprocess_input's BGR into the original."""
+    built: list[list[np.ndarray]] = []
+
+    def random_resnet50(**kwargs: object) -> keras.Model:
+        base = keras.applications.ResNet50(**{**kwargs, "weights": None})
+        built.append(base.get_weights())
+        return base
+
+    backbone = applications.BACKBONES["resnet50"]
+    monkeypatch.setattr(applications, "_fetch_weights", lambda backbone: None)
+    monkeypatch.setitem(
+        applications.BACKBONES, "resnet50", dataclasses.replace(backbone, constructor=random_resnet50)
+    )
+    model = create_model("resnet50", image_size=SMALL, weights="imagenet")
+    reference = keras.applications.ResNet50(
+        include_top=False, weights=None, input_shape=(SMALL, SMALL, 3), pooling="avg"
+    )
+    reference.set_weights(built[0])
+    images = np.random.default_rng(0).uniform(0, 255, (2, SMALL, SMALL, 3)).astype(np.float32)
+    ours = model.get_layer("resnet50")(model.get_layer("imagenet_mean")(images))
+    expected = reference(keras.applications.resnet50.preprocess_input(images.copy()))
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)

@@ -184,17 +184,22 @@ def explore(path: str, out: str, image_size: int | None, fmt: str, fit: str) -> 
 
 @main.command()
 def models() -> None:
-    """List the registered models: name, default input size, parameters.
+    """List the registered models: name, default input size, parameters, forward GFLOPs per image.
+
+    GFLOPs are at the default size, counting a multiply-add as 2; the cost grows with the square of
+    --image-size. Training an image costs about 3x its forward pass.
 
     Example: skinpamper models
     """
-    from skinpamper.models import create_model, get_model_info, list_models
+    from skinpamper.models import get_model_info, list_models
+    from skinpamper.models.flops import measure_model
 
-    click.echo(f"{'name':16} {'size':>5} {'params':>12}  description")
+    click.echo(f"{'name':20} {'size':>5} {'params':>12} {'GFLOPs':>7}  description")
     for name in list_models():
         info = get_model_info(name)
-        params = create_model(name).count_params()
-        click.echo(f"{name:16} {info.default_size:>5} {params:>12,}  {info.description}")
+        cost = measure_model(name)
+        gflops = cost.flops / 1e9
+        click.echo(f"{name:20} {info.default_size:>5} {cost.params:>12,} {gflops:>7.3f}  {info.description}")
 
 
 def resolve_data(path: str | None) -> str:

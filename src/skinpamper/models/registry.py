@@ -13,7 +13,11 @@ from importlib import import_module
 
 from skinpamper.errors import ConfigError
 
-_BUILTIN_MODULES = ("skinpamper.models.seed",)
+_BUILTIN_MODULES = (
+    "skinpamper.models.seed",
+    "skinpamper.models.resnet",
+    "skinpamper.models.applications",
+)
 
 
 @dataclass(frozen=True)
