@@ -16,10 +16,10 @@ import click
 from tqdm import tqdm
 
 from skinpamper import __version__
+from skinpamper.config import IMBALANCE
+from skinpamper.data.load import FORMATS
 from skinpamper.errors import SkinPamperError
 from skinpamper.imaging import FITS
-
-FORMAT_CHOICES = ("auto", "hmnist", "jpeg", "dermamnist", "labelled", "folders")
 
 
 @contextmanager
@@ -58,7 +58,7 @@ def data_options(command: Callable) -> Callable:
     command = click.option(
         "--format",
         "fmt",
-        type=click.Choice(FORMAT_CHOICES),
+        type=click.Choice(FORMATS),
         default="auto",
         show_default=True,
         help="Dataset form; auto recognises it.",
@@ -244,13 +244,13 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option("--learning-rate", type=float, help="Adam learning rate [default: 1e-3].")
 @click.option(
     "--imbalance",
-    type=click.Choice(("class_weight", "balanced_sampling", "oversample", "none")),
+    type=click.Choice(IMBALANCE),
     help="Class-imbalance strategy, applied inside the training split only.",
 )
 @click.option(
     "--fit", type=click.Choice(FITS), help="How a non-square image becomes square [default: squash]."
 )
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), help="Dataset form [default: auto].")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Dataset form [default: auto].")
 @click.option("--seed", type=int, help="Seed for split, weights and augmentation [default: 0].")
 @click.option("--no-augment", is_flag=True, default=None, help="Train without augmentation.")
 @click.option(
