@@ -71,6 +71,15 @@ def test_failed_weights_download_names_the_cache_file(monkeypatch: pytest.Monkey
         create_model("efficientnet_b0", weights="imagenet")
 
 
+def test_pretrained_false_never_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args: object, **kwargs: object) -> str:
+        raise AssertionError("tried to download weights")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    assert create_model("mobilenet_v3_small", image_size=32, pretrained=False).output_shape == (None, 7)
+    assert create_model("seed", pretrained=False).output_shape == (None, 7)
+
+
 def test_resnet50_reads_rgb_as_its_bgr_preprocessing_expects(monkeypatch: pytest.MonkeyPatch) -> None:
     """ImageNet weights (random ones stand in): our RGB input == preprocess_input's BGR into the original."""
     built: list[list[np.ndarray]] = []

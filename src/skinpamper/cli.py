@@ -254,6 +254,9 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option("--seed", type=int, help="Seed for split, weights and augmentation [default: 0].")
 @click.option("--no-augment", is_flag=True, default=None, help="Train without augmentation.")
 @click.option(
+    "--no-pretrained", is_flag=True, default=None, help="Start ImageNet backbones from random weights."
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
@@ -273,6 +276,7 @@ def train_command(
     resume_dir: str | None,
     fmt: str | None,
     no_augment: bool | None,
+    no_pretrained: bool | None,
     **flags,
 ) -> None:
     """Train a model on a lesion-grouped split and write a run folder with its report.
@@ -296,7 +300,10 @@ def train_command(
     else:
         config = load_config(config_file) if config_file else TrainConfig()
         enabled = None if no_augment is None else not no_augment
-        config = config.replace(data_format=fmt, **{"augment.enabled": enabled}, **flags)
+        pretrained = None if no_pretrained is None else not no_pretrained
+        config = config.replace(
+            data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
+        )
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
         dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)

@@ -60,6 +60,7 @@ class TrainConfig:
     data_format: str = "auto"  # detect the HAM10000 form from the path (see skinpamper.data.load)
     model: str = "seed"  # the original notebook's CNN, the baseline every other model must beat
     image_size: int = 28  # the original's input size (hmnist_28_28_RGB.csv)
+    pretrained: bool = True  # start keras.applications backbones from ImageNet weights (ignored by others)
     fit: str = "squash"  # how 600x450 photos become square; squash is what hmnist did
     epochs: int = 25  # as the original
     batch_size: int = 64  # small enough for CPU training, large enough for stable BatchNorm statistics

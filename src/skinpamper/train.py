@@ -133,7 +133,7 @@ def _train_data(dataset: Dataset, split: Split, config: TrainConfig, start_epoch
 
 
 def _new_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    model = create_model(config.model, image_size=config.image_size)
+    model = create_model(config.model, image_size=config.image_size, pretrained=config.pretrained)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss="sparse_categorical_crossentropy",

@@ -11,14 +11,13 @@ counted as free.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import NamedTuple
 
 import keras
 from keras import layers
 
-from skinpamper.models.registry import create_model, get_model_info
+from skinpamper.models.registry import create_model
 
 # Layers with weights that the convention above deliberately does not count.
 UNCOUNTED = (
@@ -71,10 +70,7 @@ class ModelCost(NamedTuple):
 def measure_model(name: str, image_size: int | None = None) -> ModelCost:
     """Parameters and forward FLOPs of registered model `name` (at its default size unless given).
 
-    Pretrained weights change neither, so builders that take `weights` get None: listing the
-    models must not download ImageNet weights.
+    Pretrained weights change neither, so none are loaded: listing the models must not download.
     """
-    builder_params = inspect.signature(get_model_info(name).builder).parameters
-    kwargs = {"weights": None} if "weights" in builder_params else {}
-    model = create_model(name, image_size=image_size, **kwargs)
+    model = create_model(name, image_size=image_size, pretrained=False)
     return ModelCost(model.count_params(), count_flops(model))

@@ -7,6 +7,7 @@ training, evaluation and prediction cannot disagree about preprocessing.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -62,7 +63,15 @@ def get_model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(name: str, image_size: int | None = None, num_classes: int = 7, **kwargs):
-    """Build the registered model `name` for square images of `image_size` pixels."""
+def create_model(
+    name: str, image_size: int | None = None, num_classes: int = 7, pretrained: bool = True, **kwargs
+):
+    """Build the registered model `name` for square images of `image_size` pixels.
+
+    `pretrained=False` asks builders that can load ImageNet weights to start from scratch instead;
+    it means nothing to models that have no pretrained weights.
+    """
     info = get_model_info(name)
+    if not pretrained and "weights" in inspect.signature(info.builder).parameters:
+        kwargs.setdefault("weights", None)
     return info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
