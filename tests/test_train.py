@@ -44,6 +44,17 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+class _StopMidSecondEpoch(keras.callbacks.Callback):
+    """Ctrl-C in the middle of epoch 2, after some of its batches have changed the weights."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.epoch == 1 and batch == 1:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
     return _tiny_dataset()
@@ -88,10 +99,13 @@ def test_history_has_a_row_per_epoch(finished_run: Run) -> None:
     assert state.best_score == max(float(r["val_balanced_accuracy"]) for r in rows)
 
 
-def test_interrupted_run_resumes_to_the_same_result(finished_run: Run, dataset: Dataset, tmp_path) -> None:
+@pytest.mark.parametrize("stopper", [_StopAfterFirstEpoch, _StopMidSecondEpoch])
+def test_interrupted_run_resumes_to_the_same_result(
+    finished_run: Run, dataset: Dataset, tmp_path, stopper: type[keras.callbacks.Callback]
+) -> None:
     split = split_dataset(dataset, CONFIG.val_fraction, CONFIG.test_fraction, CONFIG.seed)
     with pytest.raises(KeyboardInterrupt):
-        train(dataset, split, CONFIG, tmp_path / "run", callbacks=[_StopAfterFirstEpoch()])
+        train(dataset, split, CONFIG, tmp_path / "run", callbacks=[stopper()])
     run = Run.open(tmp_path / "run")
     assert run.state().epoch == 1 and not run.file("metrics.json").exists()
     resume(run.path, dataset)
