@@ -225,8 +225,12 @@ def dataset_info(dataset: Dataset, split: Split, config: TrainConfig) -> dict[st
 
 
 def _git(*args: str) -> str | None:
+    """Ask git about the checkout Skin Pamper's own source lives in (None for an installed wheel)."""
+    source = Path(__file__).resolve().parent
     try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
