@@ -1,0 +1,118 @@
+"""`evaluate(run_dir, dataset=None)`: score a trained run on its own test split or on any labelled set.
+
+Images go through exactly the run's preprocessing (same image size and fit at load, scaling inside the
+model). With `tta=True` each image is also scored as the mean over the 8 flips/rotations of the square,
+and both sets of figures are kept so the report can show the difference.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from skinpamper.classes import CODES
+from skinpamper.clinical import clinical_metrics
+from skinpamper.data.dataset import Dataset
+from skinpamper.errors import ConfigError
+from skinpamper.run import Run, write_json_atomic, write_text_atomic
+from skinpamper.train import predict_probs
+from skinpamper.tta import predict_tta
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predictions and metrics of one run on one set of images."""
+
+    run: str
+    data: str
+    part: str  # "test", "val", "train", or "all" for an external set
+    image_ids: list[str]
+    y_true: np.ndarray
+    probs: np.ndarray
+    metrics: dict[str, Any]
+    probs_tta: np.ndarray | None = None
+    metrics_tta: dict[str, Any] | None = None
+
+
+def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:
+    if external:
+        return dataset, "all"
+    if part not in SPLITS:
+        raise ConfigError(f"unknown split {part!r}; choose one of {', '.join(SPLITS)}")
+    return dataset.subset(run.split(dataset).parts()[part]), part
+
+
+def evaluate(
+    run_dir: str | Path,
+    dataset: Dataset,
+    part: str = "test",
+    external: bool = False,
+    tta: bool = False,
+    n_boot: int = 1000,
+) -> Evaluation:
+    """Score the run's best model on `part` of its own split, or (external=True) on all of `dataset`.
+
+    `dataset` must be loaded at the run's image size and fit (`Run.config()` has both).
+    """
+    run = Run.open(run_dir)
+    config = run.config()
+    if dataset.image_size != (config.image_size, config.image_size):
+        raise ConfigError(
+            f"{dataset.source}: images are {dataset.image_size[0]} px but the run was trained at "
+            f"{config.image_size} px; load the data at --image-size {config.image_size}"
+        )
+    images, part = _images_of(run, dataset, part, external)
+    lesions = images.meta["lesion_id"].astype(str).to_numpy() if images.has_lesion_ids else None
+    model = run.load_model()
+    probs = predict_probs(model, images.images)
+    metrics = clinical_metrics(images.labels, probs, lesions, n_boot=n_boot, seed=config.seed)
+    probs_tta = metrics_tta = None
+    if tta:
+        probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
+        metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
+    return Evaluation(
+        run=str(run.path),
+        data=dataset.source,
+        part=part,
+        image_ids=images.meta["image_id"].astype(str).tolist(),
+        y_true=images.labels,
+        probs=probs,
+        metrics=metrics,
+        probs_tta=probs_tta,
+        metrics_tta=metrics_tta,
+    )
+
+
+def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
+    """One row per image: id, true class, predicted class, and the probability of every class."""
+    probs = evaluation.probs if evaluation.probs_tta is None else evaluation.probs_tta
+    table = pd.DataFrame(probs, columns=[f"p_{c}" for c in CODES])
+    table.insert(0, "predicted", [CODES[i] for i in probs.argmax(axis=1)])
+    table.insert(0, "true", [CODES[i] for i in evaluation.y_true])
+    table.insert(0, "image_id", evaluation.image_ids)
+    return table
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
+    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "run": evaluation.run,
+        "data": evaluation.data,
+        "part": evaluation.part,
+        "plain": evaluation.metrics,
+        "tta": evaluation.metrics_tta,
+    }
+    buffer = io.StringIO()
+    predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
+    write_text_atomic(out / "predictions.csv", buffer.getvalue())
+    write_json_atomic(out / "metrics.json", summary)
+    return out
