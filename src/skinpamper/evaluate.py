@@ -18,12 +18,11 @@ import pandas as pd
 from skinpamper.classes import CODES
 from skinpamper.clinical import clinical_metrics
 from skinpamper.data.dataset import Dataset
+from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.run import Run, write_json_atomic, write_text_atomic
 from skinpamper.train import predict_probs
 from skinpamper.tta import predict_tta
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,8 @@ class Evaluation:
 def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:
     if external:
         return dataset, "all"
-    if part not in SPLITS:
-        raise ConfigError(f"unknown split {part!r}; choose one of {', '.join(SPLITS)}")
+    if part not in SPLIT_NAMES:
+        raise ConfigError(f"unknown split {part!r}; choose one of {', '.join(SPLIT_NAMES)}")
     return dataset.subset(run.split(dataset).parts()[part]), part
 
 
