@@ -23,6 +23,21 @@ RECIPES: dict[str, dict] = {
     # The notebook: its CNN, 25 epochs of Adam, augmentation against imbalance, no loss weighting.
     "seed-original": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "none", "patience": 0},
     "seed-weighted": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
+    # Only the exact symmetries of the square: no resampling blur, no colour change.
+    "seed-weighted-sym": {
+        "model": "seed",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "augment": {
+            "rotation": 0.0,
+            "zoom": 0.0,
+            "translate": 0.0,
+            "brightness": 0.0,
+            "contrast": 0.0,
+            "saturation": 0.0,
+        },
+    },
     "best-28": {"model": "resnet_small", "image_size": 28, "epochs": 30, "imbalance": "class_weight"},
     "best-64": {"model": "resnet_small", "image_size": 64, "epochs": 30, "imbalance": "class_weight"},
 }
@@ -34,7 +49,7 @@ def run_recipe(path: Path, name: str, seed: int) -> dict:
     from skinpamper.data.splits import split_dataset
     from skinpamper.train import train
 
-    config = TrainConfig(**RECIPES[name]).replace(seed=seed)
+    config = TrainConfig().replace(**RECIPES[name], seed=seed)
     dataset = load_dataset(path, size=config.image_size, fit=config.fit)
     split = split_dataset(dataset, config.val_fraction, config.test_fraction, seed)
     start = time.perf_counter()
