@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skinpamper.atomic import write_json_atomic, write_text_atomic
 from skinpamper.classes import CODES
 from skinpamper.clinical import clinical_metrics
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
-from skinpamper.run import Run, write_json_atomic, write_text_atomic
+from skinpamper.run import Run
 from skinpamper.train import predict_probs
 from skinpamper.tta import predict_tta
 

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import keras
 
+from skinpamper.atomic import replace_into, write_json_atomic, write_text_atomic
 from skinpamper.classes import CODES
 from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
@@ -76,24 +76,6 @@ class RunState:
     seed_states: tuple[tuple[int, ...], ...] = ()
 
 
-def _replace_into(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via `write(temporary path)` then rename over `path`: readers see the old or the new file."""
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    _replace_into(path, lambda p: p.write_text(text, encoding="utf-8"))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
 class Run:
     """One run folder; methods read and write its files."""
 
@@ -128,7 +110,7 @@ class Run:
         return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
 
     def write_split(self, split: Split, dataset: Dataset) -> None:
-        _replace_into(self.file(SPLIT), lambda p: split.save(p, dataset))
+        replace_into(self.file(SPLIT), lambda p: split.save(p, dataset))
 
     def split(self, dataset: Dataset) -> Split:
         return Split.load(self.file(SPLIT), dataset)
@@ -174,7 +156,7 @@ class Run:
         write_json_atomic(self.file(ENVIRONMENT), environment_info())
 
     def save_model(self, model: keras.Model, name: str) -> None:
-        _replace_into(self.file(name), model.save)
+        replace_into(self.file(name), model.save)
 
     def load_model(self, name: str = BEST_MODEL) -> keras.Model:
         """A saved model; registered custom models are imported first so their layers deserialise."""

@@ -11,29 +11,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from skinpamper.atomic import write_bytes_atomic
 from skinpamper.data.dataset import Dataset
 
 FORMAT_VERSION = 1
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class DigestIndex:
@@ -62,7 +49,8 @@ class DigestIndex:
 
     def save(self) -> None:
         if self.dirty:
-            _atomic_write(self.path, json.dumps(self.entries).encode())
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(self.path, json.dumps(self.entries).encode())
             self.dirty = False
 
 
@@ -87,7 +75,8 @@ def save_dataset(path: Path, dataset: Dataset) -> None:
     if dataset.official_split is not None:
         arrays["official_split"] = dataset.official_split.astype(str)
     np.savez(buffer, **arrays)
-    _atomic_write(path, buffer.getvalue())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_cached(path: Path) -> Dataset | None:
