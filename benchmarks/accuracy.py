@@ -23,6 +23,8 @@ RECIPES: dict[str, dict] = {
     # The notebook: its CNN, 25 epochs of Adam, augmentation against imbalance, no loss weighting.
     "seed-original": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "none", "patience": 0},
     "seed-weighted": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
+    "seed-balanced": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "balanced_sampling"},
+    "seed-oversample": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "oversample"},
     # Only the exact symmetries of the square: no resampling blur, no colour change.
     "seed-weighted-sym": {
         "model": "seed",
