@@ -25,6 +25,14 @@ RECIPES: dict[str, dict] = {
     "seed-weighted": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
     "seed-balanced": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "balanced_sampling"},
     "seed-oversample": {"model": "seed", "image_size": 28, "epochs": 25, "imbalance": "oversample"},
+    # No resampling (rotation/zoom/shift), colour jitter kept.
+    "seed-weighted-noaffine": {
+        "model": "seed",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "augment": {"rotation": 0.0, "zoom": 0.0, "translate": 0.0},
+    },
     # Only the exact symmetries of the square: no resampling blur, no colour change.
     "seed-weighted-sym": {
         "model": "seed",
