@@ -48,7 +48,9 @@ def compiled(model: keras.Model) -> keras.Model:
 
 
 def run_skinpamper(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> float:
-    config = TrainConfig(model=args.model, image_size=args.image_size, batch_size=64)
+    # The augmentation the other two ways apply (Skin Pamper's default is the square symmetries only).
+    augment = {"rotation": 15.0, "zoom": 0.1, "translate": 0.05, "brightness": 0.1, "contrast": 0.1}
+    config = TrainConfig(model=args.model, image_size=args.image_size, batch_size=64).replace(augment=augment)
     data = make_train_dataset(x, y, config)
     model = compiled(create_model(args.model, image_size=args.image_size))
     timer = EpochTimer()
