@@ -7,7 +7,7 @@ reports progress through a callback; the library itself never prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,13 +24,25 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 Progress = Callable[[int, int], None]
 
 
+def _image_files(folder: Path) -> Iterator[Path]:
+    return (
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
+
+
 def index_images(folder: Path) -> dict[str, Path]:
     """Every image file under `folder` (recursively) by file stem, e.g. ISIC_0024306."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-            found.setdefault(path.stem, path)
+    for path in sorted(_image_files(folder)):
+        found.setdefault(path.stem, path)
     return found
+
+
+def has_images(folder: Path) -> bool:
+    """Whether any image lies under `folder`; stops at the first, unlike a full index."""
+    return next(_image_files(folder), None) is not None
 
 
 def decode_images(paths: list[Path], size: int, fit: Fit, progress: Progress | None = None) -> np.ndarray:

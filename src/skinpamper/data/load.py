@@ -17,7 +17,14 @@ from skinpamper.data import cache
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.dermamnist import read_dermamnist
 from skinpamper.data.hmnist import NAME_PATTERN, read_hmnist
-from skinpamper.data.images import Progress, index_images, read_class_folders, read_ham_images, read_labelled
+from skinpamper.data.images import (
+    Progress,
+    has_images,
+    index_images,
+    read_class_folders,
+    read_ham_images,
+    read_labelled,
+)
 from skinpamper.data.metadata import METADATA_NAME, find_metadata
 from skinpamper.errors import DataError
 from skinpamper.imaging import FITS, Fit
@@ -62,7 +69,7 @@ def detect_format(path: Path, size: int | None) -> tuple[str, Path]:
         csv = _hmnist_csv(path, size or DEFAULT_SIZE)
         if csv is not None:
             return "hmnist", csv
-        if index_images(path):
+        if has_images(path):
             return "jpeg", path
         if _hmnist_csv(path, None):
             raise DataError(
