@@ -1,0 +1,33 @@
+"""The `skinpamper` command: one sub-command per job, each a thin layer over one library call.
+
+Library errors (SkinPamperError) become one clean line on stderr and exit status 1; Ctrl-C exits 130.
+Each job's commands live in their own module and are attached here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from skinpamper import __version__
+from skinpamper.cli.common import Group
+from skinpamper.cli.data_commands import data, explore, models
+from skinpamper.cli.evaluate_commands import evaluate_command
+from skinpamper.cli.train_commands import train_command
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="skinpamper")
+def main() -> None:
+    """Skin Pamper: skin-lesion classifiers on HAM10000. A research tool, not a medical device."""
+
+
+for command in (data, explore, models, train_command, evaluate_command):
+    main.add_command(command)
+
+
+def run() -> None:
+    """Entry point that keeps TensorFlow's start-up chatter off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

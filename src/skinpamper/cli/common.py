@@ -1,0 +1,93 @@
+"""Shared pieces of the CLI: progress bars, dataset options, and the error-to-message Group."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from skinpamper.data.load import FORMATS
+from skinpamper.errors import SkinPamperError
+from skinpamper.imaging import FITS
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "img", scale: bool = False):
+    """A tqdm bar on stderr, fed by the library's (done, total) progress callbacks."""
+    bar = tqdm(desc=description, unit=unit, unit_scale=scale, leave=False, file=sys.stderr, disable=None)
+
+    def update(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def load_data(path: str, size: int | None, fmt: str, fit: str):
+    """Load a dataset with a progress bar (the bar only appears while images are decoded)."""
+    from skinpamper.data.load import load_dataset
+
+    with progress_bar(f"decoding {Path(path).name}") as update:
+        return load_dataset(path, size=size, fmt=fmt, fit=fit, progress=update)
+
+
+def data_options(command: Callable) -> Callable:
+    """--image-size, --format and --fit, shared by every command that reads a dataset."""
+    command = click.option(
+        "--fit",
+        type=click.Choice(FITS),
+        default="squash",
+        show_default=True,
+        help="How a non-square image becomes square.",
+    )(command)
+    command = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="auto",
+        show_default=True,
+        help="Dataset form; auto recognises it.",
+    )(command)
+    return click.option(
+        "--image-size",
+        type=click.IntRange(4, 1024),
+        default=None,
+        help="Square side in pixels [default: the file's own, else 28].",
+    )(command)
+
+
+class Group(click.Group):
+    """Turns library errors into one line and a non-zero exit, without a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SkinPamperError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished work is kept", err=True)
+            sys.exit(130)
+
+
+def resolve_data(path: str | None) -> str:
+    """--data, else $SKINPAMPER_DATA, else DermaMNIST (28 px, 19 MB) downloaded into $SKINPAMPER_HOME."""
+    if path:
+        return path
+    if os.environ.get("SKINPAMPER_DATA"):
+        return os.environ["SKINPAMPER_DATA"]
+    from skinpamper.data.download import fetch_dataset
+
+    click.echo(
+        "no --data and no $SKINPAMPER_DATA: fetching DermaMNIST (its split has no lesion ids)", err=True
+    )
+    with progress_bar("fetching dermamnist", unit="B", scale=True) as update:
+        return str(fetch_dataset("dermamnist", progress=update))

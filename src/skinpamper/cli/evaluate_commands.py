@@ -1,0 +1,72 @@
+"""`skinpamper evaluate`: score a run on its own split or on any labelled set."""
+
+from __future__ import annotations
+
+import click
+
+from skinpamper.cli.common import load_data
+from skinpamper.data.load import FORMATS
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--data", type=click.Path(), help="Score on this labelled set instead of the run's own split.")
+@click.option(
+    "--split",
+    "part",
+    type=click.Choice(("test", "val", "train")),
+    default="test",
+    show_default=True,
+    help="Part of the run's own split to score (ignored with --data).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True, help="Form of --data."
+)
+@click.option(
+    "--tta/--no-tta",
+    default=True,
+    show_default=True,
+    help="Also score the mean over the 8 flips/rotations of each image.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(0),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples for the 95% intervals (by lesion where lesion ids exist).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), required=True, help="Folder for metrics.json, predictions.csv."
+)
+def evaluate_command(
+    run_dir: str, data: str | None, part: str, fmt: str, tta: bool, bootstrap: int, out: str
+) -> None:
+    """Score a trained run on its test split or on any labelled set (e.g. an external test set).
+
+    \b
+    Examples:
+      skinpamper evaluate runs/seed --out eval/seed
+      skinpamper evaluate runs/seed --data ~/external/ --out eval/external
+    """
+    from skinpamper import NOT_A_DIAGNOSIS
+    from skinpamper.evaluate import evaluate, write_evaluation
+    from skinpamper.run import Run
+
+    config = Run.open(run_dir).config()
+    source = data or config.data_path
+    dataset = load_data(source, config.image_size, fmt if data else config.data_format, config.fit)
+    evaluation = evaluate(run_dir, dataset, part, external=bool(data), tta=tta, n_boot=bootstrap)
+    folder = write_evaluation(evaluation, out)
+    for name, metrics in (("plain", evaluation.metrics), ("8-view TTA", evaluation.metrics_tta)):
+        if metrics is None:
+            continue
+        ci = metrics["ci95"]["balanced_accuracy"]
+        interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+        auc = "n/a" if metrics["macro_auc"] is None else f"{metrics['macro_auc']:.3f}"
+        click.echo(
+            f"{name}: {metrics['n']} images ({evaluation.part}), balanced accuracy "
+            f"{metrics['balanced_accuracy']:.3f}{interval}, accuracy {metrics['accuracy']:.3f}, "
+            f"macro AUC {auc}"
+        )
+    click.echo(f"wrote {folder / 'metrics.json'} and {folder / 'predictions.csv'}")
+    click.echo(NOT_A_DIAGNOSIS)

@@ -1,0 +1,117 @@
+"""`skinpamper train`: a new run from flags or a TOML config, or `--resume` of an interrupted one."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from skinpamper.cli.common import load_data, resolve_data
+from skinpamper.config import IMBALANCE
+from skinpamper.data.load import FORMATS
+from skinpamper.imaging import FITS
+
+
+def echo_run_summary(run_dir: Path) -> None:
+    """Print the test figures of a finished run and where its report is."""
+    from skinpamper import NOT_A_DIAGNOSIS
+    from skinpamper.report import write_run_report
+    from skinpamper.run import Run
+
+    report = write_run_report(run_dir)
+    test = Run.open(run_dir).metrics()["test"]
+    recalls = "  ".join(f"{code} {value:.2f}" for code, value in test["per_class_recall"].items())
+    click.echo(
+        f"test ({test['n']} images): balanced accuracy {test['balanced_accuracy']:.3f}, "
+        f"accuracy {test['accuracy']:.3f}"
+    )
+    click.echo(f"recall per class: {recalls}")
+    click.echo(f"run folder: {run_dir}\nreport: {report}")
+    click.echo(NOT_A_DIAGNOSIS)
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(), help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST].")
+@click.option("--model", help="Registered model name (see `skinpamper models`) [default: seed].")
+@click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
+@click.option("--epochs", type=click.IntRange(1), help="Epochs [default: 25].")
+@click.option("--batch-size", type=click.IntRange(1), help="Batch size [default: 64].")
+@click.option("--learning-rate", type=float, help="Adam learning rate [default: 1e-3].")
+@click.option(
+    "--imbalance",
+    type=click.Choice(IMBALANCE),
+    help="Class-imbalance strategy, applied inside the training split only.",
+)
+@click.option(
+    "--fit", type=click.Choice(FITS), help="How a non-square image becomes square [default: squash]."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Dataset form [default: auto].")
+@click.option("--seed", type=int, help="Seed for split, weights and augmentation [default: 0].")
+@click.option("--no-augment", is_flag=True, default=None, help="Train without augmentation.")
+@click.option(
+    "--no-pretrained", is_flag=True, default=None, help="Start ImageNet backbones from random weights."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file with any of these settings; flags override it.",
+)
+@click.option("--out", type=click.Path(file_okay=False), help="New run folder [default: runs/MODEL-TIME].")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue an interrupted run folder from its last finished epoch.",
+)
+def train_command(
+    data: str | None,
+    config_file: str | None,
+    out: str | None,
+    resume_dir: str | None,
+    fmt: str | None,
+    no_augment: bool | None,
+    no_pretrained: bool | None,
+    **flags,
+) -> None:
+    """Train a model on a lesion-grouped split and write a run folder with its report.
+
+    \b
+    Examples:
+      skinpamper train --data ~/data/ham10000 --model seed --epochs 25 --out runs/seed
+      skinpamper train --config my.toml --out runs/exp1
+      skinpamper train --resume runs/exp1
+    """
+    from skinpamper.config import TrainConfig, load_config
+    from skinpamper.data.splits import split_dataset
+    from skinpamper.progress import TqdmProgress
+    from skinpamper.run import Run
+    from skinpamper.train import resume, train
+
+    if resume_dir:
+        config = Run.open(resume_dir).config()
+        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
+        run_dir = resume(resume_dir, dataset, callbacks=[TqdmProgress()])
+    else:
+        config = load_config(config_file) if config_file else TrainConfig()
+        enabled = None if no_augment is None else not no_augment
+        pretrained = None if no_pretrained is None else not no_pretrained
+        config = config.replace(
+            data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
+        )
+        config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
+        run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
+        split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.seed)
+        if split.note:
+            click.echo(f"note: {split.note}", err=True)
+        try:
+            train(dataset, split, config, run_dir, callbacks=[TqdmProgress()])
+        except KeyboardInterrupt:
+            click.echo(
+                f"interrupted; finished epochs are kept: skinpamper train --resume {run_dir}", err=True
+            )
+            sys.exit(130)
+    echo_run_summary(Path(run_dir))
