@@ -55,3 +55,20 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
 def test_wrong_image_size_is_refused(trained_run: Path, ham_folder: Path) -> None:
     with pytest.raises(ConfigError, match="trained at 28 px"):
         evaluate(trained_run, load_dataset(ham_folder, size=16), external=True)
+
+
+def test_run_stores_validation_temperature_and_evaluation_reports_its_effect(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    calibration = json.loads((trained_run / "calibration.json").read_text())
+    split = json.loads((trained_run / "split.json").read_text())
+    assert calibration["fitted_on"] == "val" and calibration["n"] == len(split["val"])
+    assert calibration["temperature"] > 0
+    # The fitted T minimises validation NLL, so it cannot make the validation Brier score much worse.
+    assert calibration["brier_after"] <= calibration["brier_before"] + 0.05
+    args = ["evaluate", str(trained_run), "--no-tta", "--out", str(tmp_path / "e")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    effect = json.loads((tmp_path / "e" / "metrics.json").read_text())["calibration"]
+    assert effect["temperature"] == calibration["temperature"]
+    assert {"ece_before", "ece_after", "brier_before", "brier_after"} <= effect.keys()

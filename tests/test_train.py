@@ -22,7 +22,7 @@ from skinpamper.train import EpochRecorder, resume, train
 # Keras's own model.save converts variables with np.array(copy=False), which numpy 2 warns about.
 RUN_FILES = {
     "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
-    "model.keras", "last.keras", "state.json", "metrics.json",
+    "model.keras", "last.keras", "state.json", "metrics.json", "calibration.json",
 }  # fmt: skip
 CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3)
 

@@ -12,6 +12,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
+from skinpamper.clinical import brier_score, expected_calibration_error
+
 # T is searched on log T in [-3, 3], i.e. T in [0.05, 20]: far beyond any useful correction.
 LOG_T_BOUNDS = (-3.0, 3.0)
 _EPS = 1e-12  # floor for probabilities a float32 softmax rounded to zero
@@ -35,6 +37,21 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     return softmax(_log_probs(probs) / temperature, axis=1)
+
+
+def calibration_record(probs: np.ndarray, y_true: np.ndarray, fitted_on: str) -> dict[str, float | str | int]:
+    """Fit T on (probs, y_true) and say what it changed: the run stores this as calibration.json."""
+    temperature = fit_temperature(probs, y_true)
+    calibrated = apply_temperature(probs, temperature)
+    return {
+        "temperature": temperature,
+        "fitted_on": fitted_on,
+        "n": len(y_true),
+        "ece_before": expected_calibration_error(y_true, probs),
+        "ece_after": expected_calibration_error(y_true, calibrated),
+        "brier_before": brier_score(y_true, probs),
+        "brier_after": brier_score(y_true, calibrated),
+    }
 
 
 def _log_probs(probs: np.ndarray) -> np.ndarray:

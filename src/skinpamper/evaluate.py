@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from skinpamper.atomic import write_json_atomic, write_text_atomic
+from skinpamper.calibration import apply_temperature
 from skinpamper.classes import CODES
-from skinpamper.clinical import clinical_metrics
+from skinpamper.clinical import brier_score, clinical_metrics, expected_calibration_error
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
@@ -39,6 +40,7 @@ class Evaluation:
     metrics: dict[str, Any]
     probs_tta: np.ndarray | None = None
     metrics_tta: dict[str, Any] | None = None
+    calibration: dict[str, float] | None = None  # the run's temperature and its effect on this set
 
 
 def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:
@@ -77,7 +79,9 @@ def evaluate(
     if tta:
         probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
         metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
+    temperature = run.temperature()
     return Evaluation(
+        calibration=None if temperature is None else calibration_effect(images.labels, probs, temperature),
         run=str(run.path),
         data=dataset.source,
         part=part,
@@ -88,6 +92,18 @@ def evaluate(
         probs_tta=probs_tta,
         metrics_tta=metrics_tta,
     )
+
+
+def calibration_effect(y_true: np.ndarray, probs: np.ndarray, temperature: float) -> dict[str, float]:
+    """ECE and Brier on this set before and after the run's temperature (fitted on its validation split)."""
+    calibrated = apply_temperature(probs, temperature)
+    return {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(y_true, probs),
+        "ece_after": expected_calibration_error(y_true, calibrated),
+        "brier_before": brier_score(y_true, probs),
+        "brier_after": brier_score(y_true, calibrated),
+    }
 
 
 def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
@@ -110,6 +126,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
         "part": evaluation.part,
         "plain": evaluation.metrics,
         "tta": evaluation.metrics_tta,
+        "calibration": evaluation.calibration,
     }
     buffer = io.StringIO()
     predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")

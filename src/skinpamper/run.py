@@ -9,6 +9,7 @@
     last.keras        the last finished epoch, optimizer state included, for resume
     state.json        last finished epoch, best epoch and score, whether it stopped early
     metrics.json      {"val": ..., "test": ...} of model.keras, written when training ends
+    calibration.json  temperature fitted on the validation split, ECE and Brier before/after
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never leaves a
 half-written file; state.json is written last in each epoch and is what resume trusts.
@@ -38,6 +39,7 @@ from skinpamper.errors import ConfigError
 
 CONFIG, SPLIT, DATASET, ENVIRONMENT = "config.json", "split.json", "dataset.json", "environment.json"
 HISTORY, STATE, METRICS = "history.csv", "state.json", "metrics.json"
+CALIBRATION = "calibration.json"
 BEST_MODEL, LAST_MODEL = "model.keras", "last.keras"
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
@@ -148,6 +150,19 @@ class Run:
 
     def metrics(self) -> dict[str, Any]:
         return json.loads(self.file(METRICS).read_text(encoding="utf-8"))
+
+    def write_calibration(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.file(CALIBRATION), record)
+
+    def calibration(self) -> dict[str, Any] | None:
+        """The temperature fitted on the validation split and ECE before/after; None for a run without."""
+        path = self.file(CALIBRATION)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def temperature(self) -> float | None:
+        """T to apply to the best model's probabilities at prediction time (None: leave them as they are)."""
+        record = self.calibration()
+        return None if record is None else float(record["temperature"])
 
     def write_dataset_info(self, dataset: Dataset, split: Split, config: TrainConfig) -> None:
         write_json_atomic(self.file(DATASET), dataset_info(dataset, split, config))

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from skinpamper.calibration import calibration_record
 from skinpamper.classes import CODES
 from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
@@ -170,12 +171,14 @@ def _fit_and_finish(
         )
         state = recorder.state
     best = run.load_model(BEST_MODEL)
-    run.write_metrics(
-        {
-            part: classification_metrics(dataset.labels[idx], predict_probs(best, dataset.images[idx]))
-            for part, idx in (("val", split.val), ("test", split.test))
-        }
-    )
+    probs = {
+        part: predict_probs(best, dataset.images[idx])
+        for part, idx in (("val", split.val), ("test", split.test))
+    }
+    labels = {"val": dataset.labels[split.val], "test": dataset.labels[split.test]}
+    run.write_metrics({part: classification_metrics(labels[part], probs[part]) for part in probs})
+    # Calibrated on validation images only: the test split stays untouched for honest figures.
+    run.write_calibration(calibration_record(probs["val"], labels["val"], fitted_on="val"))
     run.write_state(dataclasses.replace(state, finished=True))
     return run.path
 
