@@ -30,6 +30,9 @@ RECIPES: dict[str, dict] = {
     "seed-weighted": {**SEED, "imbalance": "class_weight"},
     "seed-balanced": {**SEED, "imbalance": "balanced_sampling"},
     "seed-oversample": {**SEED, "imbalance": "oversample"},
+    "compact-28": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
+    "compact-64": {"model": "compact_cnn", "image_size": 64, "epochs": 25, "imbalance": "class_weight"},
+    "compact-28-40": {"model": "compact_cnn", "image_size": 28, "epochs": 40, "imbalance": "class_weight"},
     "best-28": {"model": "resnet_small", "image_size": 28, "epochs": 30, "imbalance": "class_weight"},
     "best-64": {"model": "resnet_small", "image_size": 64, "epochs": 30, "imbalance": "class_weight"},
 }

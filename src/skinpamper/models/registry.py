@@ -16,6 +16,7 @@ from skinpamper.errors import ConfigError
 
 _BUILTIN_MODULES = (
     "skinpamper.models.seed",
+    "skinpamper.models.compact",
     "skinpamper.models.resnet",
     "skinpamper.models.applications",
 )
