@@ -53,10 +53,8 @@ def write_hmnist(path: Path, images: np.ndarray, dx: list[str], grey: bool = Fal
     table.to_csv(path, index=False)
 
 
-@pytest.fixture
-def ham_folder(tmp_path: Path) -> Path:
+def write_ham_folder(folder: Path) -> Path:
     """A Kaggle-like HAM10000 folder: metadata, hmnist 8x8 RGB and L CSVs, 20x15 JPEGs in two parts."""
-    folder = tmp_path / "ham"
     folder.mkdir()
     write_metadata(folder)
     images = make_images(len(DX), 8, 8)
@@ -68,6 +66,34 @@ def ham_folder(tmp_path: Path) -> Path:
         part.mkdir(exist_ok=True)
         Image.fromarray(photo).save(part / f"ISIC_{i:07d}.jpg", quality=95)
     return folder
+
+
+@pytest.fixture
+def ham_folder(tmp_path: Path) -> Path:
+    """A Kaggle-like HAM10000 folder (see write_ham_folder)."""
+    return write_ham_folder(tmp_path / "ham")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of the seed CNN, 28 px, one epoch, on a HAM10000-like folder; its data folder stays in place.
+
+    Shared by the whole session because training is the slow part: tests may read it, never change it.
+    """
+    from click.testing import CliRunner
+
+    from skinpamper.cli import main
+
+    root = tmp_path_factory.mktemp("trained")
+    folder = write_ham_folder(root / "ham")
+    args = ["train", "--data", folder, "--image-size", "28", "--epochs", "1", "--batch-size", "8"]
+    with pytest.MonkeyPatch.context() as patch:  # the autouse home is per test, this fixture outlives it
+        patch.setenv("SKINPAMPER_HOME", str(root / "home"))
+        result = CliRunner().invoke(
+            main, [*map(str, args), "--out", str(root / "run")], catch_exceptions=False
+        )
+    assert result.exit_code == 0, result.output
+    return root / "run"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -10,16 +11,7 @@ from click.testing import CliRunner
 from skinpamper.cli import main
 from skinpamper.data.load import load_dataset
 from skinpamper.errors import ConfigError
-from skinpamper.evaluate import evaluate
-
-
-@pytest.fixture
-def trained_run(ham_folder: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "run"
-    args = ["train", "--data", ham_folder, "--image-size", "28", "--epochs", "1", "--batch-size", "8"]
-    result = CliRunner().invoke(main, [*map(str, args), "--out", str(out)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out
+from skinpamper.evaluate import evaluate, gradcam_examples, write_evaluation
 
 
 def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: Path, tmp_path: Path) -> None:
@@ -43,6 +35,8 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
         "--data",
         str(labelled_folder),
         "--no-tta",
+        "--bootstrap",
+        "20",
         "--out",
         str(tmp_path / "e2"),
     ]
@@ -58,7 +52,7 @@ def test_wrong_image_size_is_refused(trained_run: Path, ham_folder: Path) -> Non
 
 
 def test_run_stores_validation_temperature_and_evaluation_reports_its_effect(
-    trained_run: Path, tmp_path: Path
+    trained_run: Path, ham_folder: Path, tmp_path: Path
 ) -> None:
     calibration = json.loads((trained_run / "calibration.json").read_text())
     split = json.loads((trained_run / "split.json").read_text())
@@ -66,9 +60,24 @@ def test_run_stores_validation_temperature_and_evaluation_reports_its_effect(
     assert calibration["temperature"] > 0
     # The fitted T minimises validation NLL, so it cannot make the validation Brier score much worse.
     assert calibration["brier_after"] <= calibration["brier_before"] + 0.05
-    args = ["evaluate", str(trained_run), "--no-tta", "--out", str(tmp_path / "e")]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    evaluation = evaluate(trained_run, load_dataset(ham_folder, size=28), n_boot=0, explain=False)
+    write_evaluation(evaluation, tmp_path / "e")
     effect = json.loads((tmp_path / "e" / "metrics.json").read_text())["calibration"]
     assert effect["temperature"] == calibration["temperature"]
     assert {"ece_before", "ece_after", "brier_before", "brier_after"} <= effect.keys()
+
+
+def test_gradcam_examples_are_the_surest_right_and_wrong_of_each_class() -> None:
+    y_true = np.array([0, 0, 0, 1, 1])
+    probs = np.full((5, 7), 0.01)
+    probs[[0, 1, 2, 3, 4], [0, 0, 1, 1, 0]] = [0.5, 0.9, 0.7, 0.6, 0.8]  # rows 2 and 4 are wrong
+    # class 0: right rows 0 and 1 (1 surer), wrong row 2; class 1: right row 3, wrong row 4; none else.
+    assert gradcam_examples(y_true, probs).tolist() == [1, 2, 3, 4]
+
+
+def test_evaluation_carries_images_and_their_gradcam_maps(trained_run: Path, ham_folder: Path) -> None:
+    evaluation = evaluate(trained_run, load_dataset(ham_folder, size=28), n_boot=0)
+    assert evaluation.images.shape == (len(evaluation.y_true), 28, 28, 3)
+    assert evaluation.gradcam_rows.tolist() == gradcam_examples(evaluation.y_true, evaluation.probs).tolist()
+    assert evaluation.gradcam_maps.shape == (len(evaluation.gradcam_rows), 28, 28)
+    assert np.isfinite(evaluation.gradcam_maps).all()

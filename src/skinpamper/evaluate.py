@@ -2,7 +2,8 @@
 
 Images go through exactly the run's preprocessing (same image size and fit at load, scaling inside the
 model). With `tta=True` each image is also scored as the mean over the 8 flips/rotations of the square,
-and both sets of figures are kept so the report can show the difference.
+and both sets of figures are kept so the report can show the difference. The evaluated images and
+Grad-CAM maps of a few examples travel with the result, so the report needs neither data nor model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from skinpamper.clinical import brier_score, clinical_metrics, expected_calibrat
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
+from skinpamper.explain import gradcam
 from skinpamper.run import Run
 from skinpamper.train import predict_probs
 from skinpamper.tta import predict_tta
@@ -41,6 +43,26 @@ class Evaluation:
     probs_tta: np.ndarray | None = None
     metrics_tta: dict[str, Any] | None = None
     calibration: dict[str, float] | None = None  # the run's temperature and its effect on this set
+    images: np.ndarray | None = None  # the evaluated images (uint8), for the report's image figures
+    gradcam_rows: np.ndarray | None = None  # rows of `images` explained by Grad-CAM
+    gradcam_maps: np.ndarray | None = None  # their heatmaps (single view, predicted class)
+
+    @property
+    def reported_probs(self) -> np.ndarray:
+        """The probabilities predictions.csv holds: 8-view TTA when computed, else the plain ones."""
+        return self.probs if self.probs_tta is None else self.probs_tta
+
+
+def gradcam_examples(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Rows of the most confident correct and the most confident wrong prediction of each true class."""
+    y_pred, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    rows = []
+    for c in range(probs.shape[1]):
+        for correct in (True, False):
+            candidates = np.flatnonzero((y_true == c) & ((y_pred == c) == correct))
+            if len(candidates):
+                rows.append(candidates[np.argmax(confidence[candidates])])
+    return np.asarray(rows, dtype=np.int64)
 
 
 def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:
@@ -58,10 +80,12 @@ def evaluate(
     external: bool = False,
     tta: bool = False,
     n_boot: int = 1000,
+    explain: bool = True,
 ) -> Evaluation:
     """Score the run's best model on `part` of its own split, or (external=True) on all of `dataset`.
 
-    `dataset` must be loaded at the run's image size and fit (`Run.config()` has both).
+    `dataset` must be loaded at the run's image size and fit (`Run.config()` has both). `explain`
+    adds Grad-CAM maps of one correct and one wrong example per class.
     """
     run = Run.open(run_dir)
     config = run.config()
@@ -80,6 +104,7 @@ def evaluate(
         probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
         metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
     temperature = run.temperature()
+    rows = gradcam_examples(images.labels, probs) if explain else None
     return Evaluation(
         calibration=None if temperature is None else calibration_effect(images.labels, probs, temperature),
         run=str(run.path),
@@ -91,6 +116,9 @@ def evaluate(
         metrics=metrics,
         probs_tta=probs_tta,
         metrics_tta=metrics_tta,
+        images=images.images,
+        gradcam_rows=rows,
+        gradcam_maps=None if rows is None else gradcam(model, images.images[rows]),
     )
 
 
@@ -108,7 +136,7 @@ def calibration_effect(y_true: np.ndarray, probs: np.ndarray, temperature: float
 
 def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
     """One row per image: id, true class, predicted class, and the probability of every class."""
-    probs = evaluation.probs if evaluation.probs_tta is None else evaluation.probs_tta
+    probs = evaluation.reported_probs
     table = pd.DataFrame(probs, columns=[f"p_{c}" for c in CODES])
     table.insert(0, "predicted", [CODES[i] for i in probs.argmax(axis=1)])
     table.insert(0, "true", [CODES[i] for i in evaluation.y_true])

@@ -33,6 +33,11 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def figure_item(figure: Figure, title: str, caption: str) -> dict[str, str]:
+    """What the templates' `figure` macro shows: a title, a caption and the figure inlined as PNG."""
+    return {"title": title, "caption": caption, "uri": png_data_uri(figure_png(figure))}
+
+
 @functools.cache
 def _environment() -> Environment:
     # StrictUndefined: a misspelt variable fails the render instead of leaving a silent gap in the page.

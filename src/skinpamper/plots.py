@@ -243,3 +243,40 @@ def plot_confusion_matrix(cm: np.ndarray, normalise: bool, title: str = "Confusi
     ax.set_ylabel("true class")
     ax.set_title(f"{title} ({'row-normalised: recall on the diagonal' if normalise else 'counts'})")
     return fig
+
+
+def _number(value: object) -> float:
+    """A score as a float; a missing one (None) as NaN, which draws no bar."""
+    return np.nan if value is None else float(value)
+
+
+def plot_run_comparison(frame: pd.DataFrame) -> Figure:
+    """Runs side by side: headline test scores (left) and test recall per class (right).
+
+    `frame` has one row per run with the columns skinpamper.compare.compare_runs makes.
+    """
+    headline = {"balanced accuracy": "balanced_accuracy", "accuracy": "accuracy", "macro AUC": "macro_auc"}
+    runs = len(frame)
+    width = 0.8 / runs
+    fig = Figure(figsize=(13, 1.8 + 0.25 * runs + 3.2), layout="constrained")
+    scores, recalls = fig.subplots(1, 2, width_ratios=(1, 2.2))
+    for i, row in enumerate(frame.itertuples(index=False)):
+        label = f"{row.run} ({row.model}, {row.image_size} px, {row.train_minutes:.1f} min)"
+        offset = (i - (runs - 1) / 2) * width
+        values = [_number(getattr(row, column)) for column in headline.values()]
+        bars = scores.bar(np.arange(len(headline)) + offset, values, width, label=label)
+        scores.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=1)
+        recall = [_number(getattr(row, f"recall_{code}")) for code in CODES]
+        recalls.bar(np.arange(len(CODES)) + offset, recall, width, label=label)
+    scores.set_xticks(range(len(headline)), list(headline))
+    scores.set_title("Test scores")
+    recalls.set_xticks(range(len(CODES)), CODES)
+    recalls.set_title("Test recall per class")
+    for ax in (scores, recalls):
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    fig.legend(
+        *scores.get_legend_handles_labels(), loc="outside lower center", ncols=min(runs, 2), frameon=False
+    )
+    fig.suptitle(f"{runs} runs compared on their test splits")
+    return fig

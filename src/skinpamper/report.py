@@ -2,7 +2,8 @@
 
 Built only from the files the run folder holds (dataset.json, config.json, history.csv,
 metrics.json), so a report can be rebuilt at any time without the data or the model; a missing
-file drops its section instead of failing.
+file drops its section instead of failing. The readers of run files and the data, split and
+configuration tables are public: the evaluation report (evaluation_report.py) shows them too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CLASSES, CODES, NUM_CLASSES
 from skinpamper.data.summary import Table
 from skinpamper.errors import SkinPamperError
-from skinpamper.html import figure_png, png_data_uri, render_template, write_files
+from skinpamper.html import figure_item, render_template, write_files
 from skinpamper.plots import plot_confusion_matrix, plot_history
 
 RUN_FILES = ("dataset.json", "config.json", "history.csv", "metrics.json")
@@ -27,7 +28,7 @@ PARTS = ("val", "test")
 METRIC_KEYS = ("n", "accuracy", "balanced_accuracy", "per_class_recall", "confusion_matrix")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in `path`, or None when the file is absent."""
     if not path.is_file():
         return None
@@ -40,7 +41,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return value
 
 
-def _read_history(path: Path) -> pd.DataFrame | None:
+def read_history(path: Path) -> pd.DataFrame | None:
     """Per-epoch metrics, or None when the file is absent or has no epochs."""
     if not path.is_file():
         return None
@@ -68,7 +69,8 @@ def _metric_parts(path: Path, metrics: dict[str, Any] | None) -> dict[str, dict[
     return parts
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
+    """0.123 as '12.3%', NaN as 'n/a'."""
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
 
 
@@ -78,7 +80,7 @@ def _size(value: Any) -> str:
     return f"{height} x {width} px"
 
 
-def _data_tables(data: dict[str, Any]) -> list[Table]:
+def data_tables(data: dict[str, Any]) -> list[Table]:
     rows = [("source", str(data["source"]))] if "source" in data else []
     if "images" in data:
         rows.append(("images", f"{data['images']:,}"))
@@ -92,19 +94,19 @@ def _data_tables(data: dict[str, Any]) -> list[Table]:
         total = sum(counts.values())
         names = {d.code: d.name for d in CLASSES}
         class_rows = tuple(
-            (code, names.get(code, ""), f"{n:,}", _percent(n / total)) for code, n in counts.items()
+            (code, names.get(code, ""), f"{n:,}", percent(n / total)) for code, n in counts.items()
         )
         tables.append(Table("Images per class", ("code", "diagnosis", "images", "share"), class_rows, "llrr"))
     return tables
 
 
-def _split_table(sizes: dict[str, int], class_counts: dict[str, dict[str, int]] | None) -> Table:
+def split_table(sizes: dict[str, int], class_counts: dict[str, dict[str, int]] | None) -> Table:
     """Images per split and, when recorded, per class in each split."""
     codes = list(CODES) if class_counts else []
     by_class = {name: (class_counts or {}).get(name, {}) for name in sizes}
     total = sum(sizes.values())
     rows = [
-        (name, f"{n:,}", _percent(n / total), *(f"{by_class[name].get(c, 0):,}" for c in codes))
+        (name, f"{n:,}", percent(n / total), *(f"{by_class[name].get(c, 0):,}" for c in codes))
         for name, n in sizes.items()
     ]
     class_totals = (f"{sum(by_class[name].get(c, 0) for name in sizes):,}" for c in codes)
@@ -114,15 +116,19 @@ def _split_table(sizes: dict[str, int], class_counts: dict[str, dict[str, int]] 
     return Table("Split sizes", columns, tuple(rows), "lrr" + "r" * len(codes), note)
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+def flatten_config(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """Nested settings as dotted names, so one two-column table shows them all."""
     rows = []
     for key, value in config.items():
         if isinstance(value, dict) and value:
-            rows += _flatten(value, f"{prefix}{key}.")
+            rows += flatten_config(value, f"{prefix}{key}.")
         else:
             rows.append((f"{prefix}{key}", value if isinstance(value, str) else json.dumps(value)))
     return rows
+
+
+def config_table(config: dict[str, Any]) -> Table:
+    return Table("Configuration", ("setting", "value"), tuple(flatten_config(config)), "ll")
 
 
 def _metrics_table(parts: dict[str, dict[str, Any]]) -> Table:
@@ -130,18 +136,18 @@ def _metrics_table(parts: dict[str, dict[str, Any]]) -> Table:
     names = list(parts)
     rows = [
         ("images", *(f"{parts[p]['n']:,}" for p in names)),
-        ("accuracy", *(_percent(parts[p]["accuracy"]) for p in names)),
-        ("balanced accuracy", *(_percent(parts[p]["balanced_accuracy"]) for p in names)),
+        ("accuracy", *(percent(parts[p]["accuracy"]) for p in names)),
+        ("balanced accuracy", *(percent(parts[p]["balanced_accuracy"]) for p in names)),
     ]
     rows += [
-        (f"recall {code}", *(_percent(parts[p]["per_class_recall"].get(code, float("nan"))) for p in names))
+        (f"recall {code}", *(percent(parts[p]["per_class_recall"].get(code, float("nan"))) for p in names))
         for code in CODES
     ]
     majority = [np.max(np.sum(parts[p]["confusion_matrix"], axis=1)) / max(parts[p]["n"], 1) for p in names]
-    rows.append(("accuracy of always answering the largest class", *(_percent(m) for m in majority)))
+    rows.append(("accuracy of always answering the largest class", *(percent(m) for m in majority)))
     note = (
         "Balanced accuracy is the mean of the per-class recalls; always answering one class scores "
-        f"{_percent(1 / NUM_CLASSES)} on it, whatever the class balance."
+        f"{percent(1 / NUM_CLASSES)} on it, whatever the class balance."
     )
     return Table("Metrics", ("metric", *names), tuple(rows), "l" + "r" * len(names), note)
 
@@ -156,8 +162,7 @@ def _confusion_figures(parts: dict[str, dict[str, Any]]) -> list[dict[str, str]]
             figure = plot_confusion_matrix(
                 np.asarray(part["confusion_matrix"]), normalise, f"Confusion matrix, {name}"
             )
-            uri = png_data_uri(figure_png(figure))
-            figures.append({"title": f"Confusion matrix, {name}, {kind}", "caption": caption, "uri": uri})
+            figures.append(figure_item(figure, f"Confusion matrix, {name}, {kind}", caption))
     return figures
 
 
@@ -172,8 +177,8 @@ def _markdown(
             "|:--|--:|--:|--:|" + "--:|" * len(CODES),
         ]
         for part, m in parts.items():
-            recalls = " | ".join(_percent(m["per_class_recall"].get(c, float("nan"))) for c in CODES)
-            scores = f"{_percent(m['accuracy'])} | {_percent(m['balanced_accuracy'])}"
+            recalls = " | ".join(percent(m["per_class_recall"].get(c, float("nan"))) for c in CODES)
+            scores = f"{percent(m['accuracy'])} | {percent(m['balanced_accuracy'])}"
             lines.append(f"| {part} | {m['n']:,} | {scores} | {recalls} |")
         lines += ["", "Class columns are per-class recall."]
     else:
@@ -196,12 +201,9 @@ def _markdown(
     return "\n".join(lines)
 
 
-def _history_figure(history: pd.DataFrame) -> dict[str, str]:
-    return {
-        "title": "Training history",
-        "caption": "Training (solid) and validation (dashed) per epoch; a widening gap is over-fitting.",
-        "uri": png_data_uri(figure_png(plot_history(history))),
-    }
+def history_figure(history: pd.DataFrame) -> dict[str, str]:
+    caption = "Training (solid) and validation (dashed) per epoch; a widening gap is over-fitting."
+    return figure_item(plot_history(history), "Training history", caption)
 
 
 def write_run_report(run_dir: Path) -> Path:
@@ -209,10 +211,10 @@ def write_run_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not any((run_dir / name).is_file() for name in RUN_FILES):
         raise SkinPamperError(f"{run_dir}: not a run folder; expected at least one of {', '.join(RUN_FILES)}")
-    data = _read_json(run_dir / "dataset.json") or {}
-    config = _read_json(run_dir / "config.json") or {}
-    history = _read_history(run_dir / "history.csv")
-    parts = _metric_parts(run_dir / "metrics.json", _read_json(run_dir / "metrics.json"))
+    data = read_json(run_dir / "dataset.json") or {}
+    config = read_json(run_dir / "config.json") or {}
+    history = read_history(run_dir / "history.csv")
+    parts = _metric_parts(run_dir / "metrics.json", read_json(run_dir / "metrics.json"))
     name = run_dir.resolve().name
     sizes = data.get("split_sizes")
     page = render_template(
@@ -220,12 +222,10 @@ def write_run_report(run_dir: Path) -> Path:
         title=f"Run report: {name}",
         disclaimer=NOT_A_DIAGNOSIS,
         ungrouped=data.get("grouped") is False,
-        data_tables=_data_tables(data) if data else [],
-        split_table=_split_table(sizes, data.get("split_class_counts")) if sizes else None,
-        config_table=Table("Configuration", ("setting", "value"), tuple(_flatten(config)), "ll")
-        if config
-        else None,
-        history_figure=None if history is None else _history_figure(history),
+        data_tables=data_tables(data) if data else [],
+        split_table=split_table(sizes, data.get("split_class_counts")) if sizes else None,
+        config_table=config_table(config) if config else None,
+        history_figure=None if history is None else history_figure(history),
         metrics_table=_metrics_table(parts) if parts else None,
         confusion_figures=_confusion_figures(parts),
     )

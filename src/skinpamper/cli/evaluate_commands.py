@@ -1,4 +1,4 @@
-"""`skinpamper evaluate`: score a run on its own split or on any labelled set."""
+"""`skinpamper evaluate`: score a run on its own split or on any labelled set, and report it."""
 
 from __future__ import annotations
 
@@ -36,12 +36,18 @@ from skinpamper.data.load import FORMATS
     help="Bootstrap resamples for the 95% intervals (by lesion where lesion ids exist).",
 )
 @click.option(
-    "--out", type=click.Path(file_okay=False), required=True, help="Folder for metrics.json, predictions.csv."
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for metrics.json, predictions.csv, report.html and summary.md.",
 )
 def evaluate_command(
     run_dir: str, data: str | None, part: str, fmt: str, tta: bool, bootstrap: int, out: str
 ) -> None:
     """Score a trained run on its test split or on any labelled set (e.g. an external test set).
+
+    Writes the figures (metrics.json), one row per image (predictions.csv), a self-contained HTML
+    report with Grad-CAM and calibration (report.html) and a Markdown summary (summary.md).
 
     \b
     Examples:
@@ -50,6 +56,7 @@ def evaluate_command(
     """
     from skinpamper import NOT_A_DIAGNOSIS
     from skinpamper.evaluate import evaluate, write_evaluation
+    from skinpamper.evaluation_report import write_evaluation_report
     from skinpamper.run import Run
 
     config = Run.open(run_dir).config()
@@ -57,6 +64,7 @@ def evaluate_command(
     dataset = load_data(source, config.image_size, fmt if data else config.data_format, config.fit)
     evaluation = evaluate(run_dir, dataset, part, external=bool(data), tta=tta, n_boot=bootstrap)
     folder = write_evaluation(evaluation, out)
+    report, summary = write_evaluation_report(evaluation, folder)
     for name, metrics in (("plain", evaluation.metrics), ("8-view TTA", evaluation.metrics_tta)):
         if metrics is None:
             continue
@@ -68,5 +76,6 @@ def evaluate_command(
             f"{metrics['balanced_accuracy']:.3f}{interval}, accuracy {metrics['accuracy']:.3f}, "
             f"macro AUC {auc}"
         )
-    click.echo(f"wrote {folder / 'metrics.json'} and {folder / 'predictions.csv'}")
+    for path in (folder / "metrics.json", folder / "predictions.csv", report, summary):
+        click.echo(f"wrote {path}")
     click.echo(NOT_A_DIAGNOSIS)
