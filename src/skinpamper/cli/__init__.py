@@ -12,8 +12,11 @@ import click
 
 from skinpamper import __version__
 from skinpamper.cli.common import Group
+from skinpamper.cli.compare_commands import compare_command
 from skinpamper.cli.data_commands import data, explore, models
 from skinpamper.cli.evaluate_commands import evaluate_command
+from skinpamper.cli.predict_commands import export_command, predict_command
+from skinpamper.cli.serve_commands import serve_command
 from skinpamper.cli.train_commands import train_command
 
 
@@ -23,7 +26,17 @@ def main() -> None:
     """Skin Pamper: skin-lesion classifiers on HAM10000. A research tool, not a medical device."""
 
 
-for command in (data, explore, models, train_command, evaluate_command):
+for command in (
+    data,
+    explore,
+    models,
+    train_command,
+    evaluate_command,
+    compare_command,
+    predict_command,
+    export_command,
+    serve_command,
+):
     main.add_command(command)
 
 

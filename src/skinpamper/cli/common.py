@@ -15,6 +15,8 @@ from skinpamper.data.load import FORMATS
 from skinpamper.errors import SkinPamperError
 from skinpamper.imaging import FITS
 
+TRAINING_MODULES = {"keras", "tensorflow"}  # what the `train` extra installs
+
 
 @contextmanager
 def progress_bar(description: str, unit: str = "img", scale: bool = False):
@@ -73,6 +75,14 @@ class Group(click.Group):
             return super().invoke(ctx)
         except SkinPamperError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            # A `pip install 'skinpamper[serve]'` has no training backend; say which extra brings it.
+            if (exc.name or "").split(".")[0] not in TRAINING_MODULES:
+                raise
+            raise click.ClickException(
+                f"this command needs {exc.name}, which the serve-only install leaves out: "
+                "pip install 'skinpamper[train]'"
+            ) from None
         except KeyboardInterrupt:
             click.echo("interrupted; finished work is kept", err=True)
             sys.exit(130)

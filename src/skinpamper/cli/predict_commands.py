@@ -1,0 +1,159 @@
+"""`skinpamper predict` and `skinpamper export`: use a trained run on new images, or ship it as ONNX."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from skinpamper import NOT_A_DIAGNOSIS
+from skinpamper.classes import CODES
+
+if TYPE_CHECKING:
+    from skinpamper.predict import Prediction, Predictor
+
+OUTPUT_FORMATS = ("table", "json", "csv")
+
+
+@click.command("predict")
+@click.argument("model_path", metavar="RUN_OR_ONNX", type=click.Path(exists=True))
+@click.argument("images", metavar="IMAGE_OR_DIR...", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="table",
+    show_default=True,
+    help="Output form.",
+)
+@click.option(
+    "--top-k", type=click.IntRange(1, len(CODES)), default=3, show_default=True, help="Classes listed."
+)
+@click.option(
+    "--tta/--no-tta", default=True, show_default=True, help="Average the 8 flips/rotations of each image."
+)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images per batch.")
+def predict_command(
+    model_path: str, images: tuple[str, ...], fmt: str, top_k: int, tta: bool, batch_size: int
+) -> None:
+    """Class probabilities for JPEG/PNG images (any size or mode), preprocessed as in training.
+
+    Folders are searched recursively for .jpg/.jpeg/.png. Probabilities use the run's temperature
+    (fitted on its validation split) when it has one. An unreadable image is reported on stderr and
+    the exit status is 1; the others are still predicted.
+
+    \b
+    Examples:
+      skinpamper predict runs/seed photo.jpg
+      skinpamper predict runs/seed/model.onnx photos/ --format csv --no-tta > predictions.csv
+    """
+    from skinpamper.errors import ConfigError
+    from skinpamper.predict import Predictor, find_images
+
+    paths = find_images(images)
+    if not paths:
+        raise ConfigError(f"{', '.join(images)}: no .jpg, .jpeg or .png files found")
+    predictor = Predictor.load(model_path, tta=tta)
+    predictions, failures = [], 0
+    for result in predictor.predict_files(paths, batch_size):
+        if isinstance(result, Exception):
+            click.echo(f"skipped: {result}", err=True)
+            failures += 1
+        else:
+            predictions.append(result)
+    render = {"table": _table, "json": _json, "csv": _csv}[fmt]
+    click.echo(render(predictions, predictor, top_k), nl=False)
+    sys.exit(1 if failures else 0)
+
+
+def _model_line(predictor: Predictor) -> str:
+    card = predictor.card
+    calibration = f"calibrated (T={card.temperature:.2f})" if predictor.calibrated else "uncalibrated"
+    views = "8-view TTA" if predictor.tta else "no TTA"
+    return f"model {card.model_id} ({predictor.backend}), {calibration}, {views}"
+
+
+def _table(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
+    rows = [[p.image, *(f"{code} {prob:.3f}" for code, prob in p.top_k(top_k))] for p in predictions]
+    header = ["image", *(f"#{rank}" for rank in range(1, top_k + 1))]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join([_model_line(predictor), *lines, NOT_A_DIAGNOSIS]) + "\n"
+
+
+def _json(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
+    document = {
+        "model_id": predictor.card.model_id,
+        "note": NOT_A_DIAGNOSIS,
+        "predictions": [p.to_dict(top_k) for p in predictions],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _csv(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "image",
+            "top_class",
+            "top_probability",
+            *(f"p_{c}" for c in CODES),
+            "top_k",
+            "calibrated",
+            "tta",
+            "model_id",
+            "note",
+        ]
+    )
+    for p in predictions:
+        ranked = " ".join(f"{code}:{prob:.4f}" for code, prob in p.top_k(top_k))
+        writer.writerow(
+            [
+                p.image,
+                p.top_class,
+                f"{max(p.probabilities):.6f}",
+                *(f"{v:.6f}" for v in p.probabilities),
+                ranked,
+                p.calibrated,
+                p.tta,
+                p.model_id,
+                p.note,
+            ]
+        )
+    return buffer.getvalue()
+
+
+@click.command("export")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--format", "fmt", type=click.Choice(("onnx",)), default="onnx", show_default=True, help="Export format."
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Output file [default: RUN/model.onnx].")
+def export_command(run_dir: str, fmt: str, out: str | None) -> None:
+    """Export the run's best model as ONNX, checked against Keras before the file is kept.
+
+    The file carries the run's image size, fit, temperature and test metrics, so `skinpamper serve`
+    and `skinpamper predict` need nothing else (and no Keras: pip install 'skinpamper[serve]').
+
+    \b
+    Example:
+      skinpamper export runs/seed --format onnx
+    """
+    from skinpamper.export import PARITY_LIMIT, export_onnx
+
+    result = export_onnx(run_dir, out)
+    size = result.path.stat().st_size / 1e6
+    click.echo(f"wrote {result.path} ({size:.1f} MB), model {result.card.model_id}")
+    click.echo(
+        f"parity: max |p_onnx - p_keras| = {result.max_abs_diff:.1e} over {result.samples} random images "
+        f"(limit {PARITY_LIMIT:.0e}): ok"
+    )
+    click.echo(f"serve it: skinpamper serve {result.path}")

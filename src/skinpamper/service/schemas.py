@@ -1,0 +1,59 @@
+"""Response bodies of the service; the OpenAPI document and its fuzz test are generated from these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ClassProbability(BaseModel):
+    class_: str = Field(alias="class", description="HAM10000 code")
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    image: str = Field(description="file name as uploaded")
+    top_class: str
+    top_probability: float
+    probabilities: dict[str, float] = Field(description="every class, in canonical order")
+    top_k: list[ClassProbability]
+    calibrated: bool = Field(description="probabilities use the temperature fitted on the run's val split")
+    tta: bool
+    model_id: str
+    note: str
+
+
+class PredictResponse(BaseModel):
+    model_id: str
+    note: str
+    predictions: list[ImagePrediction]
+
+
+class ClassInfo(BaseModel):
+    code: str
+    name: str
+    malignant: bool
+
+
+class ModelInfo(BaseModel):
+    model_id: str
+    architecture: str
+    backend: Literal["keras", "onnx"]
+    classes: list[ClassInfo]
+    image_size: int
+    fit: str
+    calibrated: bool
+    temperature: float | None
+    tta: bool
+    gradcam: bool = Field(description="POST /v1/explain is available (needs the Keras run folder)")
+    metrics: dict[str, Any] = Field(description="the run's test-split summary, as in metrics.json")
+    note: str
+
+
+class Status(BaseModel):
+    status: str
+
+
+class ErrorBody(BaseModel):
+    detail: str

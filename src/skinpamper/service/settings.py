@@ -1,0 +1,59 @@
+"""Service limits, read from SKINPAMPER_SERVE_* environment variables and checked once at start-up.
+
+A bad value stops the server before it binds a port, with a message naming the variable, rather
+than surfacing later as odd behaviour under load.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from skinpamper.errors import ConfigError
+from skinpamper.imaging import MAX_PIXELS
+
+ENV_PREFIX = "SKINPAMPER_SERVE_"
+
+
+class ServeSettings(BaseSettings):
+    """Every limit of the service; the defaults suit one CPU machine serving a 28-224 px model."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+
+    # A phone photo is 2-8 MB as JPEG; 16 MiB leaves room for a few per request.
+    max_upload_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_files: int = Field(16, ge=1, le=256)  # images per request: bounds one request's decode time
+    max_pixels: int = Field(MAX_PIXELS, gt=0)  # per image, checked from the header before decoding
+    # Inferences running at once; more only queue on the CPU and raise every request's latency.
+    max_inferences: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    onnx_threads: int = Field(1, ge=0, le=64)  # per inference; 1 lets max_inferences use the cores
+    tta: bool = False  # 8 views cost 8x the time; the CLI's predict defaults to TTA instead
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()  # comma-separated; empty: CORS off
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not * or an http(s):// origin")
+        return origins
+
+
+def load_settings() -> ServeSettings:
+    """Settings from the environment; ConfigError names the first bad variable and why."""
+    try:
+        return ServeSettings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = f"{ENV_PREFIX}{error['loc'][0]}".upper() if error["loc"] else ENV_PREFIX + "*"
+        raise ConfigError(f"{name}={error.get('input')!r}: {error['msg']}") from None

@@ -1,0 +1,111 @@
+// The page's only script: send one image to /v1/predict, draw the probabilities as bars, and, where the
+// server has the Keras model, fetch a Grad-CAM overlay from /v1/explain. User text is set with
+// textContent only, never as HTML.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let model = null;
+
+function show(id, visible) { $(id).hidden = !visible; }
+
+function fail(message) {
+  $("status").textContent = "";
+  $("error").textContent = message;
+  show("error", true);
+}
+
+async function loadModel() {
+  const response = await fetch("/v1/model");
+  model = await response.json();
+  $("note").textContent = model.note;
+  const calibration = model.calibrated ? "calibrated on the run's validation split" : "uncalibrated";
+  $("model").textContent = `Model ${model.model_id} (${model.architecture}, ${model.image_size} px, ` +
+    `${model.backend}), ${calibration}.`;
+}
+
+function drawBars(prediction) {
+  const names = new Map(model.classes.map((c) => [c.code, c]));
+  const bars = $("bars");
+  bars.replaceChildren();
+  for (const entry of prediction.top_k) {
+    const info = names.get(entry.class);
+    const percent = (100 * entry.probability).toFixed(1);
+    const row = document.createElement("li");
+    row.className = "bar" + (info.malignant ? " malignant" : "");
+    row.dataset.class = entry.class;
+    const label = document.createElement("span");
+    label.className = "label";
+    label.title = info.name;
+    label.innerHTML = "<b></b> <span class=\"name\"></span>";
+    label.querySelector("b").textContent = entry.class;
+    label.querySelector(".name").textContent = info.name;
+    const track = document.createElement("span");
+    track.className = "track";
+    const fill = document.createElement("span");
+    fill.className = "fill";
+    fill.style.display = "block";
+    fill.style.width = `${percent}%`;
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = `${percent}%`;
+    row.append(label, track, value);
+    bars.append(row);
+  }
+  const top = names.get(prediction.top_class);
+  $("top").textContent = `Most probable: ${top.name} (${prediction.top_class})`;
+  $("how").textContent = (prediction.calibrated ? "Calibrated probabilities" : "Uncalibrated probabilities") +
+    (prediction.tta ? ", averaged over 8 flips/rotations. " : ". ") + prediction.note;
+}
+
+async function drawOverlay(form, prediction) {
+  show("cam-figure", false);
+  show("cam-missing", false);
+  if (!model.gradcam) {
+    $("cam-missing").textContent = "Grad-CAM overlay: not available here. This server runs an ONNX export, " +
+      "which holds only the forward pass; serve the run folder to see where the model looked.";
+    show("cam-missing", true);
+    return;
+  }
+  const response = await fetch(`/v1/explain?class=${encodeURIComponent(prediction.top_class)}`,
+    { method: "POST", body: form });
+  if (!response.ok) {
+    $("cam-missing").textContent = "Grad-CAM overlay failed: " + (await response.json()).detail;
+    show("cam-missing", true);
+    return;
+  }
+  $("cam").src = URL.createObjectURL(await response.blob());
+  $("cam-caption").textContent = `Grad-CAM for ${prediction.top_class}, on the ${model.image_size} px input`;
+  show("cam-figure", true);
+}
+
+async function send(file) {
+  if (!file) return;
+  show("error", false);
+  $("status").textContent = `Predicting ${file.name}…`;
+  const form = new FormData();
+  form.append("files", file, file.name);
+  try {
+    if (!model) await loadModel();
+    const response = await fetch("/v1/predict", { method: "POST", body: form });
+    const body = await response.json();
+    if (!response.ok) return fail(`${response.status}: ${body.detail}`);
+    $("preview").src = URL.createObjectURL(file);
+    drawBars(body.predictions[0]);
+    show("result", true);
+    $("status").textContent = "";
+    await drawOverlay(form, body.predictions[0]);
+  } catch (error) {
+    fail(`Could not reach the server (${error.message}).`);
+  }
+}
+
+$("file").addEventListener("change", (event) => send(event.target.files[0]));
+const drop = $("drop");
+for (const type of ["dragenter", "dragover"]) {
+  drop.addEventListener(type, (event) => { event.preventDefault(); drop.classList.add("over"); });
+}
+for (const type of ["dragleave", "drop"]) {
+  drop.addEventListener(type, () => drop.classList.remove("over"));
+}
+drop.addEventListener("drop", (event) => { event.preventDefault(); send(event.dataTransfer.files[0]); });
+loadModel().catch((error) => fail(`Could not load the model description (${error.message}).`));
