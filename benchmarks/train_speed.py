@@ -3,10 +3,13 @@
 All three train the same model on the same in-memory uint8 arrays with flips, rotations, zoom, shifts
 and colour jitter, batch 64, Adam, class weights, and report images/s over the last of `--epochs`
 epochs (the first includes tracing):
-  skinpamper      make_train_dataset(): vectorised stateless augmentation in tf.data, prefetched
+  skinpamper      make_train_dataset(): vectorised stateless augmentation in tf.data, prefetched, and
+                  the default precision (bfloat16 where the CPU has native bf16, else float32)
+  skinpamper-fp32 the same pipeline in float32, to separate the pipeline's share from bf16's
   keras-layers    model.fit(x, y) with Keras preprocessing layers in front of the model
   imagedatagen    model.fit(ImageDataGenerator.flow(x, y)), what the 2019 notebooks did
 Usage: python benchmarks/train_speed.py [--images 8192] [--epochs 2] [--image-size 28] [--model seed]
+       [--repeats 3]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from keras import layers
 from skinpamper.config import TrainConfig
 from skinpamper.models import create_model
 from skinpamper.pipeline import class_weights, make_train_dataset
+from skinpamper.precision import precision_scope, resolve_precision
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -47,12 +51,13 @@ def compiled(model: keras.Model) -> keras.Model:
     return model
 
 
-def run_skinpamper(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> float:
+def run_skinpamper(x: np.ndarray, y: np.ndarray, args: argparse.Namespace, precision: str = "auto") -> float:
     # The augmentation the other two ways apply (Skin Pamper's default is the square symmetries only).
     augment = {"rotation": 15.0, "zoom": 0.1, "translate": 0.05, "brightness": 0.1, "contrast": 0.1}
     config = TrainConfig(model=args.model, image_size=args.image_size, batch_size=64).replace(augment=augment)
     data = make_train_dataset(x, y, config)
-    model = compiled(create_model(args.model, image_size=args.image_size))
+    with precision_scope(resolve_precision(precision)):
+        model = compiled(create_model(args.model, image_size=args.image_size))
     timer = EpochTimer()
     model.fit(
         data.dataset, steps_per_epoch=data.steps_per_epoch, epochs=args.epochs, verbose=0, callbacks=[timer]
@@ -117,21 +122,31 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--model", default="seed")
-    parser.add_argument("--ways", nargs="+", default=["skinpamper", "keras-layers", "imagedatagen"])
+    parser.add_argument(
+        "--ways", nargs="+", default=["skinpamper", "skinpamper-fp32", "keras-layers", "imagedatagen"]
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="Rounds over all ways; medians are reported.")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.images, args.image_size, args.image_size, 3), dtype=np.uint8)
     y = rng.choice(7, args.images, p=[0.03, 0.05, 0.11, 0.01, 0.11, 0.67, 0.02])
     runners = {
         "skinpamper": run_skinpamper,
+        "skinpamper-fp32": lambda x, y, args: run_skinpamper(x, y, args, "float32"),
         "keras-layers": run_keras_layers,
         "imagedatagen": run_imagedatagen,
     }
-    results = {}
-    for way in args.ways:
-        keras.utils.set_random_seed(0)
-        results[way] = runners[way](x, y, args)
-        print(f"{way:14} {results[way]:7.0f} images/s", flush=True)
+    print(f"precision 'auto' resolves to {resolve_precision('auto')} on this machine", flush=True)
+    # Ways are interleaved round by round so that a slow spell of the machine hits them all alike.
+    samples: dict[str, list[float]] = {way: [] for way in args.ways}
+    for round_ in range(args.repeats):
+        for way in args.ways:
+            keras.utils.set_random_seed(0)
+            samples[way].append(runners[way](x, y, args))
+            print(f"round {round_ + 1}: {way:16} {samples[way][-1]:7.0f} images/s", flush=True)
+    results = {way: float(np.median(values)) for way, values in samples.items()}
+    for way, value in results.items():
+        print(f"median {way:16} {value:7.0f} images/s")
     if "skinpamper" in results:
         for way, value in results.items():
             if way != "skinpamper":

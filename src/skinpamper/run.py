@@ -167,8 +167,9 @@ class Run:
     def write_dataset_info(self, dataset: Dataset, split: Split, config: TrainConfig) -> None:
         write_json_atomic(self.file(DATASET), dataset_info(dataset, split, config))
 
-    def write_environment(self) -> None:
-        write_json_atomic(self.file(ENVIRONMENT), environment_info())
+    def write_environment(self, **training: Any) -> None:
+        """environment.json: the software and hardware, plus how training used them (e.g. precision)."""
+        write_json_atomic(self.file(ENVIRONMENT), {**environment_info(), **training})
 
     def save_model(self, model: keras.Model, name: str) -> None:
         replace_into(self.file(name), model.save)

@@ -27,6 +27,7 @@ from skinpamper.errors import ConfigError
 from skinpamper.metrics import classification_metrics
 from skinpamper.models import create_model, get_model_info
 from skinpamper.pipeline import TrainData, make_eval_dataset, make_train_dataset
+from skinpamper.precision import float32_copy, precision_scope, resolve_precision
 from skinpamper.run import BEST_MODEL, LAST_MODEL, Run, RunState, restore_seed_states, seed_states
 
 EVAL_BATCH = 256  # inference only: larger batches are faster and do not change the predictions
@@ -101,7 +102,7 @@ class EpochRecorder(keras.callbacks.Callback):
         """Save model.keras if `score` is a new best, then last.keras, then state.json (the commit)."""
         state = self.state
         if state.best_score is None or score > state.best_score:
-            self.run.save_model(self.model, BEST_MODEL)
+            self.run.save_model(float32_copy(self.model, lambda: _build(self.config)), BEST_MODEL)
             state = dataclasses.replace(state, best_epoch=epoch, best_score=score)
         patience = self.config.patience
         stop = patience > 0 and epoch - state.best_epoch >= patience and epoch < self.config.epochs
@@ -133,8 +134,13 @@ def _train_data(dataset: Dataset, split: Split, config: TrainConfig, start_epoch
     )
 
 
+def _build(config: TrainConfig) -> keras.Model:
+    return create_model(config.model, image_size=config.image_size, pretrained=config.pretrained)
+
+
 def _new_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    model = create_model(config.model, image_size=config.image_size, pretrained=config.pretrained)
+    with precision_scope(resolve_precision(config.precision)):
+        model = _build(config)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
@@ -200,7 +206,7 @@ def train(
     run.write_config(config)
     run.write_split(split, dataset)
     run.write_dataset_info(dataset, split, config)
-    run.write_environment()
+    run.write_environment(precision=resolve_precision(config.precision))
     return _fit_and_finish(run, dataset, split, config, callbacks)
 
 

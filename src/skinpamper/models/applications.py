@@ -104,7 +104,7 @@ def build_application(
             conv.kernel.assign(keras.ops.flip(conv.kernel, axis=2))  # BGR-trained -> reads RGB
     x = base(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

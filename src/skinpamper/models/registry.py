@@ -2,7 +2,8 @@
 
 Every model takes float images in the 0..255 range, shape (H, W, 3), and returns softmax
 probabilities over the seven canonical classes; any scaling lives inside the model so that
-training, evaluation and prediction cannot disagree about preprocessing.
+training, evaluation and prediction cannot disagree about preprocessing. The softmax layer is
+always float32 (`dtype="float32"`), so mixed-precision training still gets exact probabilities.
 """
 
 from __future__ import annotations

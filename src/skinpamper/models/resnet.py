@@ -68,5 +68,5 @@ def build_resnet_small(image_size: int = 28, num_classes: int = 7, dropout: floa
             x = _residual_block(x, filters, strides, name=f"stage{stage}_block{block + 1}")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="resnet_small")

@@ -35,7 +35,7 @@ def build_seed(image_size: int = 28, num_classes: int = 7, dropout: float = 0.25
             layers.Dense(256, activation="relu"),
             layers.BatchNormalization(),
             layers.Dropout(0.5),
-            layers.Dense(num_classes, activation="softmax"),
+            layers.Dense(num_classes, activation="softmax", dtype="float32"),
         ],
         name="seed",
     )
