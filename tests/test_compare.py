@@ -42,7 +42,7 @@ def test_frame_holds_each_runs_own_figures_in_the_given_order(tmp_path: Path) ->
     b = make_run(tmp_path / "b", "resnet_small", 0.55, (30.0,))
 
     frame = compare_runs([b, a])
-    assert frame["run"].tolist() == ["b", "a"]
+    assert frame.columns[0] == "run" and frame["run"].tolist() == ["b", "a"]  # the CSV's first column
     assert frame["model"].tolist() == ["resnet_small", "seed"]
     assert frame["epochs"].tolist() == [1, 2]
     assert frame["train_minutes"].tolist() == pytest.approx([0.5, 2.5])

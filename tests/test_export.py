@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from skinpamper import export
 from skinpamper.cli import main
-from skinpamper.errors import ConfigError
-from skinpamper.export import ExportError, export_onnx
+from skinpamper.errors import ConfigError, ExportError
+from skinpamper.export import export_onnx
 from skinpamper.predict import ONNX_METADATA_KEY, run_card
 from skinpamper.run import Run
 

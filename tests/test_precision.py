@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import _tiny_dataset
 
 from skinpamper.config import TrainConfig
 from skinpamper.data.splits import split_dataset
@@ -14,6 +13,7 @@ from skinpamper.errors import ConfigError
 from skinpamper.precision import cpu_has_bf16, resolve_precision
 from skinpamper.run import LAST_MODEL, Run
 from skinpamper.train import predict_probs, train
+from test_train import _tiny_dataset
 
 CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {extra}\n\nprocessor\t: 1\n"
 

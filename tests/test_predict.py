@@ -18,7 +18,7 @@ from skinpamper.classes import CODES
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError
 from skinpamper.imaging import load_image
-from skinpamper.predict import ModelCard, Predictor
+from skinpamper.predict import ONNX_METADATA_KEY, ModelCard, Predictor
 from skinpamper.run import Run
 
 pytest_plugins = ["service_fixtures"]
@@ -80,6 +80,10 @@ def test_exif_orientation_is_applied(onnx_predictor: Predictor) -> None:
     assert not np.allclose(c.probabilities, b.probabilities, atol=1e-6)
 
 
+def test_no_images_give_no_predictions(onnx_predictor: Predictor) -> None:
+    assert onnx_predictor.predict([]) == []
+
+
 def test_tta_makes_predictions_invariant_to_rotation_and_flip(onnx_model: Path) -> None:
     image = photo(40, 40)
     views = [
@@ -121,6 +125,12 @@ def test_onnx_files_that_are_not_skin_pamper_exports_are_refused(onnx_model: Pat
     onnx.save(graph, str(bare))
     with pytest.raises(ConfigError, match=r"bare\.onnx: not a Skin Pamper export"):
         Predictor.load(bare)
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, "{not json"
+    broken = tmp_path / "broken.onnx"
+    onnx.save(graph, str(broken))
+    with pytest.raises(ConfigError, match=r"broken\.onnx: its 'skinpamper' metadata is not JSON"):
+        Predictor.load(broken)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
     with pytest.raises(ConfigError, match=r"garbage\.onnx: not a readable ONNX model"):

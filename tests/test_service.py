@@ -194,9 +194,11 @@ def test_settings_come_from_the_environment_and_are_checked(monkeypatch: pytest.
     ):
         load_settings()
     monkeypatch.delenv("SKINPAMPER_SERVE_MAX_UPLOAD_BYTES")
-    monkeypatch.setenv("SKINPAMPER_SERVE_CORS_ORIGINS", "clinic.example")
-    with pytest.raises(ConfigError, match="SKINPAMPER_SERVE_CORS_ORIGINS=.*is not \\* or an http"):
-        load_settings()
+    # A path or a trailing slash never equals a browser's Origin header: refused, not silently inert.
+    for origin in ("clinic.example", "https://clinic.example/"):
+        monkeypatch.setenv("SKINPAMPER_SERVE_CORS_ORIGINS", origin)
+        with pytest.raises(ConfigError, match="SKINPAMPER_SERVE_CORS_ORIGINS=.*is not \\* or an http"):
+            load_settings()
 
 
 def test_page_docs_and_static_files(client: TestClient) -> None:
@@ -269,9 +271,12 @@ def test_a_run_folder_adds_the_gradcam_overlay(served_run: Path, jpeg_bytes: byt
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
         overlay = Image.open(io.BytesIO(response.content))
         assert overlay.size == (224, 224) and overlay.mode == "RGB"
+        assert overlay.text["Disclaimer"] == NOT_A_DIAGNOSIS
         default = client.post("/v1/explain", files=files(("lesion.jpg", jpeg_bytes)))
         assert default.status_code == 200
-        assert client.post("/v1/explain?class=xyz", files=files(("a.jpg", jpeg_bytes))).status_code == 422
+        unknown = client.post("/v1/explain?class=xyz", files=files(("a.jpg", jpeg_bytes)))
+        assert unknown.status_code == 422  # one line, as the page shows it, not FastAPI's list of objects
+        assert unknown.json()["detail"].startswith("query class: String should match pattern")
         two = client.post("/v1/explain", files=files(("a.jpg", jpeg_bytes), ("b.jpg", jpeg_bytes)))
         assert two.status_code == 413
 

@@ -45,7 +45,6 @@ def _run_row(path: Path) -> dict[str, object]:
         raise ConfigError(f"{run.file(METRICS)}: no 'test' scores to compare")
     config, history = run.config(), run.history()
     return {
-        "run": str(path),
         "model": config.model,
         "image_size": config.image_size,
         "epochs": len(history),
@@ -64,7 +63,7 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     frame = pd.DataFrame([_run_row(p) for p in paths])
     names = [p.resolve().name for p in paths]
     unique = len(set(names)) == len(names)
-    frame["run"] = names if unique else [str(p) for p in paths]
+    frame.insert(0, "run", names if unique else [str(p) for p in paths])
     return frame
 
 

@@ -25,3 +25,7 @@ class DownloadError(SkinPamperError):
 
 class ConfigError(SkinPamperError):
     """A configuration file or option is invalid."""
+
+
+class ExportError(SkinPamperError):
+    """An export could not be made, or does not reproduce the model it was made from."""

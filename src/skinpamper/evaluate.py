@@ -23,7 +23,7 @@ from skinpamper.clinical import brier_score, clinical_metrics, expected_calibrat
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
-from skinpamper.explain import gradcam
+from skinpamper.explain import gradcam, gradcam_examples
 from skinpamper.run import Run
 from skinpamper.train import predict_probs
 from skinpamper.tta import predict_tta
@@ -51,18 +51,6 @@ class Evaluation:
     def reported_probs(self) -> np.ndarray:
         """The probabilities predictions.csv holds: 8-view TTA when computed, else the plain ones."""
         return self.probs if self.probs_tta is None else self.probs_tta
-
-
-def gradcam_examples(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Rows of the most confident correct and the most confident wrong prediction of each true class."""
-    y_pred, confidence = probs.argmax(axis=1), probs.max(axis=1)
-    rows = []
-    for c in range(probs.shape[1]):
-        for correct in (True, False):
-            candidates = np.flatnonzero((y_true == c) & ((y_pred == c) == correct))
-            if len(candidates):
-                rows.append(candidates[np.argmax(confidence[candidates])])
-    return np.asarray(rows, dtype=np.int64)
 
 
 def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:

@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from skinpamper.classes import CODES
 from skinpamper.clinical import ECE_BINS, expected_calibration_error
-from skinpamper.explain import overlay_heatmap
+from skinpamper.explain import gradcam_examples, overlay_heatmap
 from skinpamper.plots import CLASS_COLOURS
 
 
@@ -127,23 +127,21 @@ def plot_gradcam_grid(
     """A row per true class: a correct and a wrong example, each as the image and its Grad-CAM overlay.
 
     `images`, `heatmaps` (Grad-CAM of the predicted class), `y_true` and `probs` describe the chosen
-    examples only; the most confident example of each kind is shown.
+    examples only; of several of one kind, the one `gradcam_examples` picks (the most confident) is shown.
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     y_pred = probs.argmax(axis=1)
-    confidence = probs.max(axis=1)
+    shown = {(int(y_true[i]), bool(y_pred[i] == y_true[i])): i for i in gradcam_examples(y_true, probs)}
     fig = Figure(figsize=(8.4, 1.3 + 1.75 * len(CODES)), layout="compressed")
     axes = fig.subplots(len(CODES), 4, squeeze=False)
     for c, code in enumerate(CODES):
         for column, correct in ((0, True), (2, False)):
-            kind = "correct" if correct else "wrong"
-            candidates = np.flatnonzero((y_true == c) & ((y_pred == c) == correct))
-            if not len(candidates):
-                _empty_cell(axes[c, column], f"{code}: no {kind} example")
+            i = shown.get((c, correct))
+            if i is None:
+                _empty_cell(axes[c, column], f"{code}: no {'correct' if correct else 'wrong'} example")
                 _empty_cell(axes[c, column + 1], "")
                 continue
-            i = candidates[np.argmax(confidence[candidates])]
-            label = f"{code} -> {CODES[y_pred[i]]} ({confidence[i]:.2f})"
+            label = f"{code} -> {CODES[y_pred[i]]} ({probs[i].max():.2f})"
             colour = "tab:green" if correct else "tab:red"
             _image_cell(axes[c, column], images[i], label, colour)
             _image_cell(axes[c, column + 1], overlay_heatmap(images[i], heatmaps[i]), "Grad-CAM", colour)

@@ -78,7 +78,7 @@ def _evaluated_set_table(evaluation: Evaluation) -> Table:
     names = {d.code: d.name for d in CLASSES}
     total = max(len(evaluation.y_true), 1)
     rows = [(code, names[code], f"{n:,}", percent(n / total)) for code, n in zip(CODES, counts, strict=True)]
-    unit = next(iter(_variants(evaluation).values()))["bootstrap"]["unit"]
+    unit = evaluation.metrics["bootstrap"]["unit"]
     note = f"Scored: {evaluation.part} of {evaluation.data}. Bootstrap intervals resample by {unit}" + (
         " (images of one lesion are not independent)." if unit == "lesion" else "."
     )

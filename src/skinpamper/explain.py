@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import keras
 import matplotlib as mpl
@@ -78,7 +79,7 @@ def _two_outputs(model: keras.Model, path: LayerPath) -> keras.Model:
     inner = _two_outputs(head, path[1:]) if len(path) > 1 else None
     captured = []
 
-    def call(layer: keras.layers.Layer, *args, **kwargs):
+    def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
         if layer is not head:
             return layer(*args, **kwargs)
         if inner is None:
@@ -146,6 +147,23 @@ def gradcam(
         peak = cams.max(axis=(1, 2), keepdims=True)
         heatmaps[start:stop] = np.divide(cams, peak, out=np.zeros_like(cams), where=peak > 0).clip(0.0, 1.0)
     return heatmaps
+
+
+def gradcam_examples(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Rows of the most confident correct and the most confident wrong prediction of each true class.
+
+    The examples worth explaining: what the model is surest of, right and wrong. The evaluation
+    computes maps for these rows and the report's grid lays them out, so both choose them here.
+    """
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    y_pred, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    rows = []
+    for c in range(probs.shape[1]):
+        for correct in (True, False):
+            candidates = np.flatnonzero((y_true == c) & ((y_pred == c) == correct))
+            if len(candidates):
+                rows.append(candidates[np.argmax(confidence[candidates])])
+    return np.asarray(rows, dtype=np.int64)
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:

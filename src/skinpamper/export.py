@@ -16,16 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from skinpamper.atomic import replace_into
-from skinpamper.errors import ConfigError, SkinPamperError
+from skinpamper.errors import ConfigError, ExportError
 from skinpamper.predict import ONNX_METADATA_KEY, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
 PARITY_SAMPLES = 32
 ONNX_FILE = "model.onnx"
-
-
-class ExportError(SkinPamperError):
-    """An export could not be made or does not reproduce the Keras model."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +44,11 @@ def export_onnx(
     from skinpamper.run import Run
 
     run = Run.open(run_dir)
+    path = Path(out) if out is not None else run.file(ONNX_FILE)
+    if path.suffix.lower() != ".onnx":  # checked before the model is loaded: a typo should fail fast
+        raise ConfigError(f"{path}: the export's file name must end in .onnx")
     card = run_card(run)
     model = run.load_model()
-    path = Path(out) if out is not None else run.file(ONNX_FILE)
-    if path.suffix.lower() != ".onnx":
-        raise ConfigError(f"{path}: the export's file name must end in .onnx")
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
     images = np.random.default_rng(0).integers(0, 256, (samples, card.image_size, card.image_size, 3))
     images = images.astype(np.float32)

@@ -159,6 +159,8 @@ class Predictor:
         self, sources: Sequence[Path | bytes], names: Sequence[str] | None = None
     ) -> list[Prediction]:
         """Decode and predict several images as one batch; an unreadable one raises ImageError."""
+        if not sources:
+            return []  # np.stack refuses an empty list
         if names is None:
             names = [str(s) if isinstance(s, Path) else f"image {i + 1}" for i, s in enumerate(sources)]
         labels = list(names)
@@ -254,6 +256,9 @@ def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
     metadata = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
     if metadata is None:
         raise ConfigError(f"{path}: not a Skin Pamper export (no {ONNX_METADATA_KEY!r} metadata)")
-    card = ModelCard.from_dict(json.loads(metadata), str(path))
+    try:
+        card = ModelCard.from_dict(json.loads(metadata), str(path))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: its {ONNX_METADATA_KEY!r} metadata is not JSON ({exc})") from None
     input_name = session.get_inputs()[0].name
     return (lambda images: session.run(None, {input_name: images})[0]), card

@@ -18,10 +18,12 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from skinpamper import NOT_A_DIAGNOSIS, __version__
 from skinpamper.classes import CLASSES, CODES
@@ -76,6 +78,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
 
     app = FastAPI(title="Skin Pamper", version=__version__, description=NOT_A_DIAGNOSIS, lifespan=lifespan)
     app.state.ready = False
+    app.add_exception_handler(RequestValidationError, _validation_error)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"]
@@ -87,6 +90,16 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     if gradcam:
         _add_explain_route(app, predictor, settings, limiter)
     return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A bad query parameter as one line in `detail`, like every other error the service returns.
+
+    FastAPI's default body is a list of objects: it matches neither the declared ErrorBody nor the page.
+    """
+    error = exc.errors()[0]
+    where = " ".join(str(part) for part in error["loc"])
+    return JSONResponse({"detail": f"{where}: {error['msg']}"}, status_code=422)
 
 
 def _warm_up(predictor: Predictor, gradcam: bool) -> None:
@@ -200,6 +213,9 @@ def _overlay_png(predictor: Predictor, upload: Upload, class_index: int | None) 
     # Enlarge the image before blending (overlay_heatmap resizes the map to it), so the overlay is
     # smooth rather than 28 visible blocks.
     big = Image.fromarray(image).resize((OVERLAY_SIZE, OVERLAY_SIZE), Image.Resampling.LANCZOS)
+    # The note travels inside the file (PNG's standard Disclaimer text), so a saved overlay keeps it.
+    info = PngInfo()
+    info.add_text("Disclaimer", NOT_A_DIAGNOSIS)
     buffer = io.BytesIO()
-    Image.fromarray(overlay_heatmap(np.asarray(big), heatmap)).save(buffer, format="PNG")
+    Image.fromarray(overlay_heatmap(np.asarray(big), heatmap)).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,9 +44,16 @@ class ServeSettings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        # A browser sends its origin as scheme://host[:port]; one written with a path or a trailing
+        # slash would never match it and CORS would fail silently, so it is refused here instead.
         for origin in origins:
-            if origin != "*" and not origin.startswith(("http://", "https://")):
-                raise ValueError(f"{origin!r} is not * or an http(s):// origin")
+            parts = urlsplit(origin)
+            bare = not (parts.path or parts.query or parts.fragment)
+            exact = parts.scheme in ("http", "https") and bool(parts.netloc) and bare
+            if origin != "*" and not exact:
+                raise ValueError(
+                    f"{origin!r} is not * or an http(s):// origin without a path (e.g. https://clinic.example)"
+                )
         return origins
 
 
