@@ -103,3 +103,11 @@ def test_resnet50_reads_rgb_as_its_bgr_preprocessing_expects(monkeypatch: pytest
     ours = model.get_layer("resnet50")(model.get_layer("imagenet_mean")(images))
     expected = reference(keras.applications.resnet50.preprocess_input(images.copy()))
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("size", "stages", "final_side"), [(28, 3, 3), (32, 3, 4), (64, 4, 4)])
+def test_compact_cnn_pools_down_to_a_few_pixels_at_any_size(size: int, stages: int, final_side: int) -> None:
+    model = create_model("compact_cnn", image_size=size)
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert len(pools) == stages
+    assert pools[-1].output.shape[1:3] == (final_side, final_side)
