@@ -79,8 +79,10 @@ class TrainConfig:
     patience: int = 8  # epochs without a better val balanced accuracy before stopping; 0 never stops
     val_fraction: float = 0.1  # ~1,000 images: enough to rank epochs, small enough to keep training data
     test_fraction: float = 0.2  # ~2,000 images: enough for per-class recall of the rare classes
-    # Measured: bf16 trains the seed CNN ~1.5x faster on an AVX512-BF16 CPU (benchmarks/train_speed.py).
-    precision: str = "auto"  # bfloat16 where the CPU has native bf16, else float32; saved models: float32
+    # bfloat16 trained the seed CNN only ~1.17x faster on an AVX512-BF16 CPU without AMX (train_speed.py),
+    # and compact_cnn at 28 px scored 0.621 balanced accuracy against 0.676 in float32 (seed 0, one run
+    # each): not worth the risk by default. "auto" picks bfloat16 where the CPU has native bf16.
+    precision: str = "float32"  # or "bfloat16" / "auto"; saved models are float32 either way
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
