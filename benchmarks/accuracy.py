@@ -32,7 +32,7 @@ RECIPES: dict[str, dict] = {
     "seed-oversample": {**SEED, "imbalance": "oversample"},
     "compact-28": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
     "compact-64": {"model": "compact_cnn", "image_size": 64, "epochs": 25, "imbalance": "class_weight"},
-    "compact-28-40": {"model": "compact_cnn", "image_size": 28, "epochs": 40, "imbalance": "class_weight"},
+    "compact-28-50": {"model": "compact_cnn", "image_size": 28, "epochs": 50, "imbalance": "class_weight"},
 }
 
 

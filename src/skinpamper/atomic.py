@@ -9,17 +9,31 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 
+@cache
+def _umask() -> int:
+    """The process umask, read once (reading it means setting it, so only once, before any threads)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def replace_into(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temporary path)`, then rename it over `path`; the temporary keeps `path`'s suffix."""
+    """Call `write(temporary path)`, then rename it over `path`; the temporary keeps `path`'s suffix.
+
+    mkstemp makes the temporary owner-only (0600); it gets the permissions a plain open() would give
+    (0666 less the umask), so a run folder can be shared or served by another user like any file.
+    """
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     temporary = Path(name)
     try:
         write(temporary)
+        temporary.chmod(0o666 & ~_umask())
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
