@@ -93,6 +93,8 @@ def test_history_has_a_row_per_epoch(finished_run: Run) -> None:
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert tuple(rows[0]) == HISTORY_COLUMNS
     assert all(0 <= float(r["val_balanced_accuracy"]) <= 1 and float(r["lr"]) > 0 for r in rows)
+    # Mean recall of the training split too (un-augmented), so the curves show train vs validation.
+    assert all(0 <= float(r["balanced_accuracy"]) <= 1 for r in rows)
     assert float(rows[0]["lr"]) == pytest.approx(CONFIG.learning_rate, rel=0.2)  # end of the warm-up
     state = finished_run.state()
     assert state.epoch == 2 and state.finished and 1 <= state.best_epoch <= 2
@@ -157,3 +159,13 @@ def test_early_stop_after_patience_epochs_without_improvement(dataset: Dataset, 
         stopped.append(getattr(model, "stop_training", False))
     assert stopped == [False, False, False, True]
     assert run.state() == RunState(epoch=4, best_epoch=2, best_score=0.5, stopped_early=True)
+
+
+def test_history_plot_shows_train_and_validation_mean_recall(finished_run: Run) -> None:
+    import pandas as pd
+
+    from skinpamper.plots import plot_history
+
+    fig = plot_history(pd.read_csv(finished_run.file("history.csv")))
+    panel = next(ax for ax in fig.axes if ax.get_title() == "Balanced accuracy (mean recall)")
+    assert [line.get_label() for line in panel.lines] == ["train", "validation"]

@@ -45,6 +45,7 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
     "loss",
     "accuracy",
+    "balanced_accuracy",  # of the un-augmented training subset (TRAIN_SCORED images), like val's
     "val_loss",
     "val_accuracy",
     "val_balanced_accuracy",
@@ -143,7 +144,8 @@ class Run:
             return []
         with path.open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in rows]
+        # A column added in a later version is empty in older runs' rows: NaN, not a crash on resume.
+        return [{k: int(v) if k == "epoch" else float(v or "nan") for k, v in row.items()} for row in rows]
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json_atomic(self.file(METRICS), metrics)
