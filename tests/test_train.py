@@ -161,6 +161,19 @@ def test_early_stop_after_patience_epochs_without_improvement(dataset: Dataset, 
     assert run.state() == RunState(epoch=4, best_epoch=2, best_score=0.5, stopped_early=True)
 
 
+def test_no_early_stop_in_the_first_half_of_the_schedule(dataset: Dataset, tmp_path) -> None:
+    run = Run.create(tmp_path / "run")
+    config = CONFIG.replace(epochs=10, patience=2)
+    recorder = EpochRecorder(run, dataset, split_dataset(dataset), config, RunState())
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    recorder.set_model(model)
+    stopped = []
+    for epoch, score in enumerate([0.5, 0.3, 0.3, 0.3, 0.3], start=1):
+        recorder._checkpoint(epoch, score)
+        stopped.append(getattr(model, "stop_training", False))
+    assert stopped == [False, False, False, False, True]  # epochs 3-4 are stale but early
+
+
 def test_history_plot_shows_train_and_validation_mean_recall(finished_run: Run) -> None:
     import pandas as pd
 
