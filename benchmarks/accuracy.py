@@ -32,6 +32,13 @@ RECIPES: dict[str, dict] = {
     "seed-oversample": {**SEED, "imbalance": "oversample"},
     "compact-28": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
     "compact-64": {"model": "compact_cnn", "image_size": 64, "epochs": 25, "imbalance": "class_weight"},
+    "compact-28-wd": {
+        "model": "compact_cnn",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "weight_decay": 0.05,
+    },
     "compact-28-50": {"model": "compact_cnn", "image_size": 28, "epochs": 50, "imbalance": "class_weight"},
 }
 
