@@ -39,19 +39,22 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return softmax(_log_probs(probs) / temperature, axis=1)
 
 
-def calibration_record(probs: np.ndarray, y_true: np.ndarray, fitted_on: str) -> dict[str, float | str | int]:
-    """Fit T on (probs, y_true) and say what it changed: the run stores this as calibration.json."""
-    temperature = fit_temperature(probs, y_true)
+def temperature_effect(y_true: np.ndarray, probs: np.ndarray, temperature: float) -> dict[str, float]:
+    """ECE and Brier score of `probs` before and after dividing their logits by `temperature`."""
     calibrated = apply_temperature(probs, temperature)
     return {
         "temperature": temperature,
-        "fitted_on": fitted_on,
-        "n": len(y_true),
         "ece_before": expected_calibration_error(y_true, probs),
         "ece_after": expected_calibration_error(y_true, calibrated),
         "brier_before": brier_score(y_true, probs),
         "brier_after": brier_score(y_true, calibrated),
     }
+
+
+def calibration_record(probs: np.ndarray, y_true: np.ndarray, fitted_on: str) -> dict[str, float | str | int]:
+    """Fit T on (probs, y_true) and say what it changed: the run stores this as calibration.json."""
+    effect = temperature_effect(y_true, probs, fit_temperature(probs, y_true))
+    return {**effect, "fitted_on": fitted_on, "n": len(y_true)}
 
 
 def _log_probs(probs: np.ndarray) -> np.ndarray:

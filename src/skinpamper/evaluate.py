@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from skinpamper.atomic import write_json_atomic, write_text_atomic
-from skinpamper.calibration import apply_temperature
+from skinpamper.calibration import temperature_effect
 from skinpamper.classes import CODES
-from skinpamper.clinical import brier_score, clinical_metrics, expected_calibration_error
+from skinpamper.clinical import clinical_metrics
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
@@ -94,7 +94,7 @@ def evaluate(
     temperature = run.temperature()
     rows = gradcam_examples(images.labels, probs) if explain else None
     return Evaluation(
-        calibration=None if temperature is None else calibration_effect(images.labels, probs, temperature),
+        calibration=None if temperature is None else temperature_effect(images.labels, probs, temperature),
         run=str(run.path),
         data=dataset.source,
         part=part,
@@ -108,18 +108,6 @@ def evaluate(
         gradcam_rows=rows,
         gradcam_maps=None if rows is None else gradcam(model, images.images[rows]),
     )
-
-
-def calibration_effect(y_true: np.ndarray, probs: np.ndarray, temperature: float) -> dict[str, float]:
-    """ECE and Brier on this set before and after the run's temperature (fitted on its validation split)."""
-    calibrated = apply_temperature(probs, temperature)
-    return {
-        "temperature": temperature,
-        "ece_before": expected_calibration_error(y_true, probs),
-        "ece_after": expected_calibration_error(y_true, calibrated),
-        "brier_before": brier_score(y_true, probs),
-        "brier_after": brier_score(y_true, calibrated),
-    }
 
 
 def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
