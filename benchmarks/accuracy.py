@@ -39,6 +39,13 @@ RECIPES: dict[str, dict] = {
         "imbalance": "class_weight",
         "weight_decay": 0.05,
     },
+    "compact-28-w15": {
+        "model": "compact_cnn",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "width": 1.5,
+    },
     "compact-28-50": {"model": "compact_cnn", "image_size": 28, "epochs": 50, "imbalance": "class_weight"},
 }
 

@@ -88,6 +88,13 @@ def test_unknown_model_lists_valid_ones(ham_folder: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "r").exists()
 
 
+def test_width_flag_reaches_the_model_check(ham_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = invoke("train", "--data", ham_folder, "--model", "seed", "--width", "2", "--out", out)
+    assert result.exit_code == 1 and "no width option" in result.output and "compact_cnn" in result.output
+    assert not out.exists()
+
+
 def test_python_dash_m_runs_the_cli() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "skinpamper", "--version"], capture_output=True, text=True, check=True

@@ -56,6 +56,7 @@ def test_unknown_key_names_key_and_file(tmp_path, text: str, key: str) -> None:
     [
         ('epochs = "ten"\n', "epochs must be an integer"),
         ("batch_size = 0\n", "batch_size"),
+        ("width = 0\n", "width must be between"),
         ('imbalance = "smote"\n', "imbalance must be one of"),
         ("val_fraction = 0.5\ntest_fraction = 0.5\n", "sum below 1"),
         ("[augment]\nzoom = 1.5\n", "augment.zoom"),

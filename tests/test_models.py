@@ -111,3 +111,19 @@ def test_compact_cnn_pools_down_to_a_few_pixels_at_any_size(size: int, stages: i
     pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
     assert len(pools) == stages
     assert pools[-1].output.shape[1:3] == (final_side, final_side)
+
+
+def test_width_scales_compact_cnn_channels() -> None:
+    convs = {
+        width: [layer.filters for layer in create_model("compact_cnn", width=width).layers
+                if isinstance(layer, keras.layers.Conv2D)]
+        for width in (1.0, 1.5)
+    }  # fmt: skip
+    assert convs[1.0] == [32, 32, 64, 64, 128, 128]
+    assert convs[1.5] == [48, 48, 96, 96, 192, 192]
+
+
+def test_width_for_a_model_without_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'seed' has no width option.*compact_cnn"):
+        create_model("seed", width=2.0)
+    assert create_model("seed", width=1.0).name  # 1.0 is every model's own width

@@ -140,6 +140,13 @@ def test_image_size_must_match_the_config(dataset: Dataset, tmp_path) -> None:
         train(dataset, split, CONFIG.replace(image_size=32), tmp_path / "run")
 
 
+def test_width_the_model_lacks_is_refused_before_the_run_folder(dataset: Dataset, tmp_path) -> None:
+    split = split_dataset(dataset, seed=0)
+    with pytest.raises(ConfigError, match="no width option"):
+        train(dataset, split, CONFIG.replace(width=1.5), tmp_path / "run")  # CONFIG's model is seed
+    assert not (tmp_path / "run").exists()
+
+
 def test_progress_callback_sees_the_validation_figures(finished_run: Run, progress_text: io.StringIO) -> None:
     lines = [line for line in progress_text.getvalue().splitlines() if "val_bal_acc" in line]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]

@@ -66,6 +66,7 @@ class TrainConfig:
     model: str = "seed"  # the original notebook's CNN, the baseline every other model must beat
     image_size: int = 28  # the original's input size (hmnist_28_28_RGB.csv)
     pretrained: bool = True  # start keras.applications backbones from ImageNet weights (ignored by others)
+    width: float = 1.0  # channel multiplier for models that take one (compact_cnn); others need 1.0
     fit: str = "squash"  # how 600x450 photos become square; squash is what hmnist did
     epochs: int = 25  # as the original
     batch_size: int = 64  # small enough for CPU training, large enough for stable BatchNorm statistics
@@ -96,6 +97,8 @@ class TrainConfig:
         for name in ("image_size", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.1 <= self.width <= 8:
+            raise ConfigError(f"width must be between 0.1 and 8, got {self.width}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate}")
         for name in ("warmup_epochs", "weight_decay", "patience"):

@@ -26,7 +26,7 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
 from skinpamper.metrics import classification_metrics
-from skinpamper.models import create_model, get_model_info
+from skinpamper.models import check_width, create_model
 from skinpamper.pipeline import TrainData, make_eval_dataset, make_train_dataset
 from skinpamper.precision import float32_copy, precision_scope, resolve_precision
 from skinpamper.run import BEST_MODEL, LAST_MODEL, Run, RunState, restore_seed_states, seed_states
@@ -130,7 +130,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
 def _check_inputs(dataset: Dataset, split: Split, config: TrainConfig) -> None:
     """Refuse bad settings before a run folder is made, so a typo leaves nothing behind."""
-    get_model_info(config.model)
+    check_width(config.model, config.width)
     side = config.image_size
     if dataset.image_size != (side, side):
         raise ConfigError(
@@ -149,7 +149,9 @@ def _train_data(dataset: Dataset, split: Split, config: TrainConfig, start_epoch
 
 
 def _build(config: TrainConfig) -> keras.Model:
-    return create_model(config.model, image_size=config.image_size, pretrained=config.pretrained)
+    return create_model(
+        config.model, image_size=config.image_size, pretrained=config.pretrained, width=config.width
+    )
 
 
 def _new_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:

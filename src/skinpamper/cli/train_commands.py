@@ -36,6 +36,9 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option("--data", type=click.Path(), help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST].")
 @click.option("--model", help="Registered model name (see `skinpamper models`) [default: seed].")
 @click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
+@click.option(
+    "--width", type=float, help="Channel multiplier, for models that take one (compact_cnn) [default: 1.0]."
+)
 @click.option("--epochs", type=click.IntRange(1), help="Epochs [default: 25].")
 @click.option("--batch-size", type=click.IntRange(1), help="Batch size [default: 64].")
 @click.option("--learning-rate", type=float, help="Adam learning rate [default: 1e-3].")

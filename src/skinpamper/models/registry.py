@@ -65,15 +65,37 @@ def get_model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
+def _takes_width(name: str) -> bool:
+    return "width" in inspect.signature(_REGISTRY[name].builder).parameters
+
+
+def check_width(name: str, width: float) -> None:
+    """Refuse a width other than 1 for a model without a width option, naming those that have one."""
+    get_model_info(name)
+    if width != 1.0 and not _takes_width(name):
+        takes = ", ".join(n for n in sorted(_REGISTRY) if _takes_width(n))
+        raise ConfigError(f"model {name!r} has no width option (width={width}); models with one: {takes}")
+
+
 def create_model(
-    name: str, image_size: int | None = None, num_classes: int = 7, pretrained: bool = True, **kwargs
+    name: str,
+    image_size: int | None = None,
+    num_classes: int = 7,
+    pretrained: bool = True,
+    width: float = 1.0,
+    **kwargs,
 ):
     """Build the registered model `name` for square images of `image_size` pixels.
 
     `pretrained=False` asks builders that can load ImageNet weights to start from scratch instead;
-    it means nothing to models that have no pretrained weights.
+    it means nothing to models that have no pretrained weights. `width` scales the channels of
+    models built with a `width` option; asking another model for a width other than 1 is an error.
     """
     info = get_model_info(name)
-    if not pretrained and "weights" in inspect.signature(info.builder).parameters:
+    options = inspect.signature(info.builder).parameters
+    if not pretrained and "weights" in options:
         kwargs.setdefault("weights", None)
+    check_width(name, width)
+    if "width" in options:
+        kwargs["width"] = width
     return info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
