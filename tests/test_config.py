@@ -91,3 +91,14 @@ def test_flags_override_toml_and_none_means_unset(tmp_path) -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().epochs = 3  # type: ignore[misc]
+
+
+def test_split_seed_defaults_to_the_seed_and_round_trips(tmp_path) -> None:
+    assert TrainConfig(seed=4).effective_split_seed == 4
+    config = TrainConfig(seed=4, split_seed=0)
+    assert config.effective_split_seed == 0
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    path = tmp_path / "c.toml"
+    path.write_text('split_seed = "zero"\n')
+    with pytest.raises(ConfigError, match="split_seed must be an integer"):
+        load_config(path)

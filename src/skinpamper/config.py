@@ -86,6 +86,7 @@ class TrainConfig:
     # each): not worth the risk by default. "auto" picks bfloat16 where the CPU has native bf16.
     precision: str = "float32"  # or "bfloat16" / "auto"; saved models are float32 either way
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
+    split_seed: int | None = None  # the split's own seed when set: ensemble members share a split
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -107,6 +108,11 @@ class TrainConfig:
         v, t = self.val_fraction, self.test_fraction
         if not (0 < v < 1 and 0 < t < 1 and v + t < 1):
             raise ConfigError(f"val_fraction={v} and test_fraction={t} must be in (0, 1) and sum below 1")
+
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed the lesion-grouped split is drawn with."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with `overrides` applied; None values are skipped (CLI flags left unset).
@@ -149,13 +155,15 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_OPTIONAL = {"data_path": str, "split_seed": int}  # fields that default to None, and their type
 
 
 def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
     """Check a value against its field's default type; ints are accepted where floats are expected."""
     expected = type(default)
-    if default is None:  # only data_path: a string or nothing
-        ok = value is None or isinstance(value, str)
+    if default is None:  # optional fields: their type or nothing
+        expected = _OPTIONAL[name.split(".")[-1]]
+        ok = value is None or (isinstance(value, expected) and not isinstance(value, bool))
     elif expected is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = float(value) if ok else value

@@ -192,17 +192,21 @@ def _fit_and_finish(
             verbose=0,
         )
         state = recorder.state
-    best = run.load_model(BEST_MODEL)
-    probs = {
-        part: predict_probs(best, dataset.images[idx])
-        for part, idx in (("val", split.val), ("test", split.test))
-    }
-    labels = {"val": dataset.labels[split.val], "test": dataset.labels[split.test]}
-    run.write_metrics({part: classification_metrics(labels[part], probs[part]) for part in probs})
-    # Calibrated on validation images only: the test split stays untouched for honest figures.
-    run.write_calibration(calibration_record(probs["val"], labels["val"], fitted_on="val"))
+    write_scores(run, run.load_model(BEST_MODEL), dataset, split)
     run.write_state(dataclasses.replace(state, finished=True))
     return run.path
+
+
+def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -> dict[str, dict]:
+    """metrics.json (val and test) and calibration.json of the run's final `model`; returns the metrics."""
+    parts = {"val": split.val, "test": split.test}
+    probs = {part: predict_probs(model, dataset.images[idx]) for part, idx in parts.items()}
+    labels = {"val": dataset.labels[split.val], "test": dataset.labels[split.test]}
+    metrics = {part: classification_metrics(labels[part], probs[part]) for part in probs}
+    run.write_metrics(metrics)
+    # Calibrated on validation images only: the test split stays untouched for honest figures.
+    run.write_calibration(calibration_record(probs["val"], labels["val"], fitted_on="val"))
+    return metrics
 
 
 def train(

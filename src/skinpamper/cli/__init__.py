@@ -14,6 +14,7 @@ from skinpamper import __version__
 from skinpamper.cli.common import Group
 from skinpamper.cli.compare_commands import compare_command
 from skinpamper.cli.data_commands import data, explore, models
+from skinpamper.cli.ensemble_commands import ensemble_command
 from skinpamper.cli.evaluate_commands import evaluate_command
 from skinpamper.cli.predict_commands import export_command, predict_command
 from skinpamper.cli.serve_commands import serve_command
@@ -31,6 +32,7 @@ for command in (
     explore,
     models,
     train_command,
+    ensemble_command,
     evaluate_command,
     compare_command,
     predict_command,

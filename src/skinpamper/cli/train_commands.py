@@ -52,6 +52,11 @@ def echo_run_summary(run_dir: Path) -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Dataset form [default: auto].")
 @click.option("--seed", type=int, help="Seed for split, weights and augmentation [default: 0].")
+@click.option(
+    "--split-seed",
+    type=int,
+    help="Seed for the split alone, to train ensemble members on one split [default: --seed].",
+)
 @click.option("--no-augment", is_flag=True, default=None, help="Train without augmentation.")
 @click.option(
     "--no-pretrained", is_flag=True, default=None, help="Start ImageNet backbones from random weights."
@@ -107,7 +112,7 @@ def train_command(
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
         dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
-        split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.seed)
+        split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.effective_split_seed)
         if split.note:
             click.echo(f"note: {split.note}", err=True)
         try:

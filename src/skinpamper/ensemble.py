@@ -1,0 +1,90 @@
+"""`make_ensemble(run_dirs, out, dataset)`: one run whose model averages the probabilities of others.
+
+Models trained from different random initialisations on the same split make partly independent
+mistakes, so their mean is more accurate than a typical member: on HAM10000 at 28 px, averaging three
+compact_cnn runs raised test balanced accuracy by 0.02-0.03 over the members' mean (README). The
+members must share the split (train them with the same `split_seed` and different `seed`s), so that
+no member has trained on the ensemble's validation or test images; they must also share the input
+size and the way photos were squared. The result is an ordinary run folder: evaluate, predict, export
+and serve read it like any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from skinpamper.atomic import write_json_atomic
+from skinpamper.data.dataset import Dataset
+from skinpamper.errors import ConfigError
+from skinpamper.run import BEST_MODEL, SPLIT, Run, RunState
+from skinpamper.train import write_scores
+
+MEMBERS = "members.json"
+
+
+def average_models(models: Sequence[keras.Model], image_size: int) -> keras.Model:
+    """A model whose output is the mean of `models`' softmax outputs, each kept whole inside it."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    named = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(models, 1)]
+    outputs = [member(inputs) for member in named]
+    mean = layers.Average(dtype="float32", name="predictions")(outputs)
+    return keras.Model(inputs, mean, name="ensemble")
+
+
+def _check_members(runs: Sequence[Run]) -> None:
+    """Refuse runs that are unfinished, disagree on split, input size or squaring, or repeat."""
+    if len(runs) < 2:
+        raise ConfigError("an ensemble needs at least two runs")
+    if len({run.path.resolve() for run in runs}) < len(runs):
+        raise ConfigError("the same run is listed twice; an ensemble needs different members")
+    first = runs[0]
+    for run in runs:
+        if not run.state().finished:
+            raise ConfigError(f"{run.path}: training has not finished; resume it first")
+    reference = json.loads(first.file(SPLIT).read_text(encoding="utf-8"))
+    for run in runs[1:]:
+        if json.loads(run.file(SPLIT).read_text(encoding="utf-8")) != reference:
+            raise ConfigError(
+                f"{run.path}: its split differs from {first.path}'s; members must share one split "
+                f"(train them with the same --split-seed), or a member has seen the ensemble's test images"
+            )
+        for key in ("image_size", "fit"):
+            mine, theirs = getattr(run.config(), key), getattr(first.config(), key)
+            if mine != theirs:
+                raise ConfigError(f"{run.path}: {key} is {mine}, but {first.path} has {theirs}")
+
+
+def make_ensemble(run_dirs: Sequence[str | Path], out: str | Path, dataset: Dataset) -> Path:
+    """Write a run folder at `out` whose model.keras averages the members' best models.
+
+    `dataset` must hold the members' images (their source, at their size). The new run keeps the
+    first member's config, split and dataset record, lists the members in members.json, and is
+    scored and calibrated on the shared validation split as a trained run is.
+    """
+    runs = [Run.open(path) for path in run_dirs]
+    _check_members(runs)
+    first = runs[0]
+    config = first.config()
+    split = first.split(dataset)
+    model = average_models([run.load_model(BEST_MODEL) for run in runs], config.image_size)
+    run = Run.create(out)
+    run.write_config(config)
+    run.write_split(split, dataset)
+    run.write_dataset_info(dataset, split, config)
+    run.write_environment(ensemble_of=len(runs))
+    members = [
+        {"run": str(member.path), "seed": member.config().seed, "test": member.metrics()["test"]}
+        for member in runs
+    ]
+    write_json_atomic(run.file(MEMBERS), {"members": members})
+    run.save_model(model, BEST_MODEL)
+    metrics = write_scores(run, model, dataset, split)
+    state = RunState(epoch=config.epochs, best_score=metrics["val"]["balanced_accuracy"], finished=True)
+    run.write_state(dataclasses.replace(state, best_epoch=config.epochs))
+    return run.path
