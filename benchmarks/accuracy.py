@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,51 +65,36 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def train_member(path: Path, recipe: dict, seed: int, split_seed: int, folder: Path) -> tuple[Path, float]:
-    """Train one recipe into `folder` (reusing a finished run kept there); returns it and its minutes."""
-    from skinpamper.config import TrainConfig
-    from skinpamper.data.load import load_dataset
-    from skinpamper.data.splits import split_dataset
-    from skinpamper.run import Run
-    from skinpamper.train import train
-
-    if (folder / "metrics.json").exists():  # kept from an earlier invocation: count its epochs' time
-        return folder, sum(row["seconds"] for row in Run.open(folder).history()) / 60
-    config = TrainConfig().replace(**recipe, seed=seed, split_seed=split_seed, data_path=str(path))
-    dataset = load_dataset(path, size=config.image_size, fit=config.fit)
-    split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.effective_split_seed)
-    start = time.perf_counter()
-    train(dataset, split, config, folder)
-    return folder, (time.perf_counter() - start) / 60
-
-
 def run_recipe(path: Path, name: str, seed: int, keep: Path | None) -> dict:
     """Train one recipe on one seed's split; test figures plain and with 8-view TTA.
 
-    A recipe with "members": k trains k runs on the seed's split (weights seeded seed, seed + 100, ...)
-    and scores their average (skinpamper.ensemble); its minutes are the members' sum.
+    A recipe with "members": k trains k runs on the seed's split and scores their average
+    (skinpamper.ensemble.train_ensemble). Minutes are the sum of the epochs' wall times (training
+    and per-epoch validation) over all members. Finished runs kept in `keep` are reused, not retrained.
     """
+    from skinpamper.config import TrainConfig
     from skinpamper.data.load import load_dataset
-    from skinpamper.ensemble import make_ensemble
+    from skinpamper.data.splits import split_dataset
+    from skinpamper.ensemble import train_ensemble
     from skinpamper.evaluate import evaluate
+    from skinpamper.run import Run
+    from skinpamper.train import train
 
     recipe = dict(RECIPES[name])
     members = recipe.pop("members", 1)
-    root = keep or Path(tempfile.mkdtemp())
-    folder = root / f"{name}-seed{seed}"
-    dataset = load_dataset(path, size=recipe["image_size"])
-    if members == 1:
-        run, minutes = train_member(path, recipe, seed, seed, folder)
-    else:
-        trained = [
-            train_member(path, recipe, seed + 100 * k, seed, root / f"{name}-seed{seed}-member{k}")
-            for k in range(members)
-        ]
-        minutes = sum(m for _, m in trained)
-        done = (folder / "metrics.json").exists()
-        run = folder if done else make_ensemble([r for r, _ in trained], folder, dataset)
-    test = json.loads((run / "metrics.json").read_text())["test"]
-    scored = evaluate(run, dataset, tta=True, n_boot=0)
+    config = TrainConfig().replace(**recipe, seed=seed, data_path=str(path))
+    dataset = load_dataset(path, size=config.image_size, fit=config.fit)
+    folder = (keep or Path(tempfile.mkdtemp())) / f"{name}-seed{seed}"
+    if not (folder / "metrics.json").exists():
+        if members > 1:
+            train_ensemble(dataset, config, members, folder)
+        else:
+            split = split_dataset(dataset, config.val_fraction, config.test_fraction, seed)
+            train(dataset, split, config, folder)
+    runs = sorted(folder.glob("member-*")) or [folder]
+    minutes = sum(row["seconds"] for run in runs for row in Run.open(run).history()) / 60
+    test = json.loads((folder / "metrics.json").read_text())["test"]
+    scored = evaluate(folder, dataset, tta=True, n_boot=0)
     return {**test, "minutes": minutes, "tta_balanced_accuracy": scored.metrics_tta["balanced_accuracy"]}
 
 

@@ -14,10 +14,11 @@ from conftest import write_ham_folder
 from skinpamper.cli import main
 from skinpamper.config import TrainConfig
 from skinpamper.data.load import load_dataset
-from skinpamper.ensemble import make_ensemble
+from skinpamper.ensemble import make_ensemble, train_ensemble
 from skinpamper.errors import ConfigError
 from skinpamper.explain import gradcam
 from skinpamper.run import Run
+from test_train import _tiny_dataset
 
 MEMBER = ("--image-size", "28", "--epochs", "1", "--batch-size", "8", "--model", "compact_cnn")
 
@@ -121,3 +122,41 @@ def test_cli_refuses_members_of_different_sizes(members: dict[str, Path], tmp_pa
     assert result.exit_code == 1 and "image_size is 32" in result.output
     assert not (tmp_path / "e").exists()
     keras.backend.clear_session()
+
+
+class _StopAtThirdEpoch(keras.callbacks.Callback):
+    """Ctrl-C after the first epoch of the second member (members train 2 epochs each)."""
+
+    ends = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        type(self).ends += 1
+        if type(self).ends == 3:
+            raise KeyboardInterrupt
+
+
+def test_train_ensemble_continues_after_an_interruption(tmp_path: Path) -> None:
+    dataset = _tiny_dataset()
+    config = TrainConfig(model="compact_cnn", epochs=2, batch_size=8, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(dataset, config, 2, tmp_path / "ens", callbacks=[_StopAtThirdEpoch()])
+    first = tmp_path / "ens" / "member-1"
+    kept = (first / "model.keras").read_bytes(), (first / "history.csv").read_text()
+    assert Run.open(tmp_path / "ens" / "member-2").state().epoch == 1
+    train_ensemble(dataset, config, 2, tmp_path / "ens")
+    assert ((first / "model.keras").read_bytes(), (first / "history.csv").read_text()) == kept
+    second = Run.open(tmp_path / "ens" / "member-2")
+    assert [row["epoch"] for row in second.history()] == [1, 2]
+    assert (second.config().seed, second.config().split_seed) == (105, 5)
+    assert Run.open(tmp_path / "ens").state().finished
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train_ensemble(dataset, config, 2, tmp_path / "ens")
+
+
+def test_cli_members_trains_and_averages(members: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ens"
+    args = ["train", "--data", members["data"], *MEMBER, "--members", "2", "--out", out]
+    result = CliRunner().invoke(main, list(map(str, args)), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert [m["seed"] for m in json.loads((out / "members.json").read_text())["members"]] == [0, 100]
+    assert "balanced accuracy" in result.output and (out / "report.html").is_file()

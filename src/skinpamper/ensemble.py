@@ -6,7 +6,7 @@ compact_cnn runs raised test balanced accuracy by 0.02-0.03 over the members' me
 members must share the split (train them with the same `split_seed` and different `seed`s), so that
 no member has trained on the ensemble's validation or test images; they must also share the input
 size and the way photos were squared. The result is an ordinary run folder: evaluate, predict, export
-and serve read it like any other.
+and serve read it like any other. `train_ensemble` trains the members and averages them in one call.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ import keras
 from keras import layers
 
 from skinpamper.atomic import write_json_atomic
+from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
+from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
-from skinpamper.run import BEST_MODEL, SPLIT, Run, RunState
-from skinpamper.train import write_scores
+from skinpamper.run import BEST_MODEL, CONFIG, SPLIT, Run, RunState
+from skinpamper.train import resume, train, write_scores
 
 MEMBERS = "members.json"
+SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
 
 def average_models(models: Sequence[keras.Model], image_size: int) -> keras.Model:
@@ -88,3 +91,33 @@ def make_ensemble(run_dirs: Sequence[str | Path], out: str | Path, dataset: Data
     state = RunState(epoch=config.epochs, best_score=metrics["val"]["balanced_accuracy"], finished=True)
     run.write_state(dataclasses.replace(state, best_epoch=config.epochs))
     return run.path
+
+
+def train_ensemble(
+    dataset: Dataset,
+    config: TrainConfig,
+    members: int,
+    out: str | Path,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Path:
+    """Train `members` runs of `config` on one split into OUT/member-K, then average them into OUT.
+
+    Member k is seeded `config.seed + 100 k` and all share the split of `config.effective_split_seed`.
+    Calling it again after an interruption continues: finished members are kept and an interrupted
+    one resumes from its last finished epoch (with the settings it was started with).
+    """
+    out = Path(out)
+    if (out / CONFIG).exists():
+        raise ConfigError(f"{out}: already holds a run; choose another output folder")
+    split_seed = config.effective_split_seed
+    split = split_dataset(dataset, config.val_fraction, config.test_fraction, split_seed)
+    folders = []
+    for k in range(members):
+        folder = out / f"member-{k + 1}"
+        if (folder / CONFIG).exists():
+            resume(folder, dataset, callbacks)
+        else:
+            member = config.replace(seed=config.seed + SEED_STEP * k, split_seed=split_seed)
+            train(dataset, split, member, folder, callbacks)
+        folders.append(folder)
+    return make_ensemble(folders, out, dataset)

@@ -67,6 +67,14 @@ def echo_run_summary(run_dir: Path) -> None:
     type=click.Path(dir_okay=False),
     help="TOML file with any of these settings; flags override it.",
 )
+@click.option(
+    "--members",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Train this many runs on one split (seeds SEED, SEED+100, ...) into OUT/member-K and average "
+    "them into OUT; run the same command again to continue an interrupted one.",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="New run folder [default: runs/MODEL-TIME].")
 @click.option(
     "--resume",
@@ -79,6 +87,7 @@ def train_command(
     config_file: str | None,
     out: str | None,
     resume_dir: str | None,
+    members: int,
     fmt: str | None,
     no_augment: bool | None,
     no_pretrained: bool | None,
@@ -90,10 +99,12 @@ def train_command(
     Examples:
       skinpamper train --data ~/data/ham10000 --model seed --epochs 25 --out runs/seed
       skinpamper train --config my.toml --out runs/exp1
+      skinpamper train --model compact_cnn --members 3 --out runs/ensemble
       skinpamper train --resume runs/exp1
     """
     from skinpamper.config import TrainConfig, load_config
     from skinpamper.data.splits import split_dataset
+    from skinpamper.ensemble import train_ensemble
     from skinpamper.progress import TqdmProgress
     from skinpamper.run import Run
     from skinpamper.train import resume, train
@@ -116,10 +127,12 @@ def train_command(
         if split.note:
             click.echo(f"note: {split.note}", err=True)
         try:
-            train(dataset, split, config, run_dir, callbacks=[TqdmProgress()])
+            if members > 1:
+                train_ensemble(dataset, config, members, run_dir, callbacks=[TqdmProgress()])
+            else:
+                train(dataset, split, config, run_dir, callbacks=[TqdmProgress()])
         except KeyboardInterrupt:
-            click.echo(
-                f"interrupted; finished epochs are kept: skinpamper train --resume {run_dir}", err=True
-            )
+            again = "run the same command again" if members > 1 else f"skinpamper train --resume {run_dir}"
+            click.echo(f"interrupted; finished epochs are kept: {again}", err=True)
             sys.exit(130)
     echo_run_summary(Path(run_dir))
