@@ -31,6 +31,14 @@ RECIPES: dict[str, dict] = {
     "seed-oversample": {**SEED, "imbalance": "oversample"},
     "compact-28": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
     "compact-64": {"model": "compact_cnn", "image_size": 64, "epochs": 25, "imbalance": "class_weight"},
+    # Half the channels (16, 32, 64, 128): a full-resolution stage in front of the 28 px model's three.
+    "compact-64-w05": {
+        "model": "compact_cnn",
+        "image_size": 64,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "width": 0.5,
+    },
     "compact-28-wd": {
         "model": "compact_cnn",
         "image_size": 28,

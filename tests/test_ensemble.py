@@ -56,6 +56,13 @@ def ensemble(members: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+def test_report_lists_the_members(ensemble: Path) -> None:
+    page = (ensemble / "report.html").read_text()
+    assert "Ensemble members" in page
+    assert '<td class="l">a</td>' in page and '<td class="l">b</td>' in page
+    assert "compact_cnn x 2, probabilities averaged" in (ensemble / "summary.md").read_text()
+
+
 def test_split_seed_shares_the_split_and_seed_changes_the_weights(members: dict[str, Path]) -> None:
     a, b, other = Run.open(members["a"]), Run.open(members["b"]), Run.open(members["other"])
     assert a.file("split.json").read_text() == b.file("split.json").read_text()

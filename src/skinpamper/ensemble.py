@@ -24,10 +24,10 @@ from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
+from skinpamper.report import MEMBERS
 from skinpamper.run import BEST_MODEL, CONFIG, SPLIT, Run, RunState
 from skinpamper.train import resume, train, write_scores
 
-MEMBERS = "members.json"
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
 

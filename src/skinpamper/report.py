@@ -1,9 +1,10 @@
 """`write_run_report`: a self-contained HTML report and a Markdown summary of one run folder.
 
 Built only from the files the run folder holds (dataset.json, config.json, history.csv,
-metrics.json), so a report can be rebuilt at any time without the data or the model; a missing
-file drops its section instead of failing. The readers of run files and the data, split and
-configuration tables are public: the evaluation report (evaluation_report.py) shows them too.
+metrics.json, and members.json for an ensemble), so a report can be rebuilt at any time without
+the data or the model; a missing file drops its section instead of failing. The readers of run
+files and the data, split and configuration tables are public: the evaluation report
+(evaluation_report.py) shows them too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from skinpamper.plots import plot_confusion_matrix, plot_history
 RUN_FILES = ("dataset.json", "config.json", "history.csv", "metrics.json")
 PARTS = ("val", "test")
 METRIC_KEYS = ("n", "accuracy", "balanced_accuracy", "per_class_recall", "confusion_matrix")
+MEMBERS = "members.json"  # written by skinpamper.ensemble: the runs an ensemble averages
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -131,6 +133,22 @@ def config_table(config: dict[str, Any]) -> Table:
     return Table("Configuration", ("setting", "value"), tuple(flatten_config(config)), "ll")
 
 
+def members_table(members: list[dict[str, Any]]) -> Table:
+    """The runs an ensemble averages, with each one's own test scores."""
+    rows = tuple(
+        (
+            Path(m["run"]).name,
+            str(m["seed"]),
+            percent(m["test"]["balanced_accuracy"]),
+            percent(m["test"]["accuracy"]),
+        )
+        for m in members
+    )
+    note = "The model is the mean of these runs' probabilities; its own scores are under Metrics."
+    columns = ("member", "seed", "test balanced accuracy", "test accuracy")
+    return Table("Ensemble members", columns, rows, "lrrr", note)
+
+
 def _metrics_table(parts: dict[str, dict[str, Any]]) -> Table:
     """Metrics by row, one column per evaluated part, with the score of always answering the largest class."""
     names = list(parts)
@@ -167,7 +185,11 @@ def _confusion_figures(parts: dict[str, dict[str, Any]]) -> list[dict[str, str]]
 
 
 def _markdown(
-    name: str, data: dict[str, Any], config: dict[str, Any], parts: dict[str, dict[str, Any]]
+    name: str,
+    data: dict[str, Any],
+    config: dict[str, Any],
+    parts: dict[str, dict[str, Any]],
+    members: int = 0,
 ) -> str:
     """A short table of the scores to paste into a README."""
     lines = [f"## Run `{name}`", ""]
@@ -185,7 +207,8 @@ def _markdown(
         lines.append("Not evaluated yet: no metrics.json in the run folder.")
     facts = []
     if isinstance(config.get("model"), str):
-        facts.append(f"Model: {config['model']}.")
+        averaged = f" x {members}, probabilities averaged" if members else ""
+        facts.append(f"Model: {config['model']}{averaged}.")
     if data:
         source = Path(str(data.get("source", "unknown source"))).name
         images = f", {data['images']:,} images" if "images" in data else ""
@@ -215,6 +238,7 @@ def write_run_report(run_dir: Path) -> Path:
     config = read_json(run_dir / "config.json") or {}
     history = read_history(run_dir / "history.csv")
     parts = _metric_parts(run_dir / "metrics.json", read_json(run_dir / "metrics.json"))
+    members = (read_json(run_dir / MEMBERS) or {}).get("members", [])
     name = run_dir.resolve().name
     sizes = data.get("split_sizes")
     page = render_template(
@@ -226,9 +250,10 @@ def write_run_report(run_dir: Path) -> Path:
         split_table=split_table(sizes, data.get("split_class_counts")) if sizes else None,
         config_table=config_table(config) if config else None,
         history_figure=None if history is None else history_figure(history),
+        members_table=members_table(members) if members else None,
         metrics_table=_metrics_table(parts) if parts else None,
         confusion_figures=_confusion_figures(parts),
     )
-    markdown = _markdown(name, data, config, parts)
+    markdown = _markdown(name, data, config, parts, len(members))
     write_files(run_dir, {"report.html": page.encode("utf-8"), "summary.md": markdown.encode("utf-8")})
     return run_dir / "report.html"
