@@ -76,7 +76,8 @@ def ham_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run of the seed CNN, 28 px, one epoch, on a HAM10000-like folder; its data folder stays in place.
+    """A run of the default model (compact_cnn), 28 px, one epoch, on a HAM10000-like folder; its data
+    folder stays in place.
 
     Shared by the whole session because training is the slow part: tests may read it, never change it.
     """

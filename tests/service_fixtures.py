@@ -19,7 +19,7 @@ from skinpamper.cli import main
 
 @pytest.fixture(scope="session")
 def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run folder (seed CNN, 28 px, calibration.json and metrics.json included)."""
+    """A finished run folder (default model, 28 px, calibration.json and metrics.json included)."""
     root = tmp_path_factory.mktemp("served")
     (root / "ham").mkdir()
     write_metadata(root / "ham")

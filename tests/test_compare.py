@@ -86,7 +86,8 @@ def test_command_prints_the_table_and_writes_csv_markdown_and_plot(trained_run: 
     for name in ("comparison.csv", "comparison.md", "comparison.png"):
         assert f"wrote {out / name}" in result.output
     csv = pd.read_csv(out / "comparison.csv")
-    assert csv["run"].tolist() == ["run", "other"] and csv["model"].tolist() == ["seed", "resnet_small"]
+    assert csv["run"].tolist() == ["run", "other"]
+    assert csv["model"].tolist() == ["compact_cnn", "resnet_small"]
     assert csv.loc[0, "test_images"] == test["n"]
     assert (out / "comparison.png").read_bytes().startswith(b"\x89PNG")
     assert "| balanced accuracy |" in (out / "comparison.md").read_text()

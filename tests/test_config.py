@@ -13,9 +13,9 @@ from skinpamper.config import AugmentConfig, TrainConfig, load_config
 from skinpamper.errors import ConfigError
 
 
-def test_defaults_match_the_original_system() -> None:
+def test_defaults_are_the_original_system_with_the_measured_best_model() -> None:
     config = TrainConfig()
-    assert (config.model, config.image_size, config.fit) == ("seed", 28, "squash")
+    assert (config.model, config.image_size, config.fit) == ("compact_cnn", 28, "squash")
     assert (config.epochs, config.batch_size, config.learning_rate) == (25, 64, 1e-3)
     assert (config.schedule, config.warmup_epochs, config.imbalance) == ("cosine", 1.0, "class_weight")
     assert (config.val_fraction, config.test_fraction, config.seed) == (0.1, 0.2, 0)

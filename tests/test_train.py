@@ -143,7 +143,7 @@ def test_image_size_must_match_the_config(dataset: Dataset, tmp_path) -> None:
 def test_width_the_model_lacks_is_refused_before_the_run_folder(dataset: Dataset, tmp_path) -> None:
     split = split_dataset(dataset, seed=0)
     with pytest.raises(ConfigError, match="no width option"):
-        train(dataset, split, CONFIG.replace(width=1.5), tmp_path / "run")  # CONFIG's model is seed
+        train(dataset, split, CONFIG.replace(model="seed", width=1.5), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 

@@ -63,7 +63,9 @@ class TrainConfig:
 
     data_path: str | None = None  # where the dataset was read from; recorded so a run can be resumed
     data_format: str = "auto"  # detect the HAM10000 form from the path (see skinpamper.data.load)
-    model: str = "seed"  # the original notebook's CNN, the baseline every other model must beat
+    # Measured (benchmarks/accuracy.py, 28 px, same training, 3 seeds): test balanced accuracy 0.640 ± 0.026
+    # against 0.605 ± 0.025 for the original's CNN ("seed"), better on every split, at 40% of its FLOPs.
+    model: str = "compact_cnn"  # "seed" is the original notebook's CNN, kept as the baseline
     image_size: int = 28  # the original's input size (hmnist_28_28_RGB.csv)
     pretrained: bool = True  # start keras.applications backbones from ImageNet weights (ignored by others)
     width: float = 1.0  # channel multiplier for models that take one (compact_cnn); others need 1.0

@@ -34,7 +34,7 @@ def echo_run_summary(run_dir: Path) -> None:
 
 @click.command("train")
 @click.option("--data", type=click.Path(), help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST].")
-@click.option("--model", help="Registered model name (see `skinpamper models`) [default: seed].")
+@click.option("--model", help="Registered model name (see `skinpamper models`) [default: compact_cnn].")
 @click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
 @click.option(
     "--width", type=float, help="Channel multiplier, for models that take one (compact_cnn) [default: 1.0]."
