@@ -2,7 +2,7 @@
 
 Each recipe trains on the lesion-grouped split of its seed (70/10/20) and is scored on the test part:
 accuracy, balanced accuracy (mean recall), macro AUC, per-class recall, and training minutes.
-Usage: python benchmarks/accuracy.py [HAM10000_FOLDER] --recipes seed-original best-28 best-64 --seeds 0 1 2
+Usage: python benchmarks/accuracy.py [HAM10000_FOLDER] --recipes seed-original compact-28-ens3 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -113,9 +113,8 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument(
-        "--recipes", nargs="+", default=["seed-original", "compact-28", "compact-64"], choices=RECIPES
-    )
+    best = ["seed-original", "compact-28-ens3", "compact-64-w05"]
+    parser.add_argument("--recipes", nargs="+", default=best, choices=RECIPES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--keep", type=Path, help="Keep the run folders here (default: a temporary folder).")
     args = parser.parse_args()
