@@ -56,8 +56,9 @@ def test_page_has_every_section_inlined_images_and_the_note(report) -> None:
     assert f"{100 * balanced:.1f}% ({100 * low:.1f}-{100 * high:.1f}%)" in html  # figure with its interval
     assert "Temperature scaling" in html and "Per class, 8-view TTA" in html
     assert "28 x 28 px" in html  # the run's dataset table
-    assert 'model</td><td class="l">seed' in html  # the run's configuration
-    assert f"{len(evaluation.y_true)} images, the test split of " in html and "model seed at 28 px" in html
+    assert 'model</td><td class="l">compact_cnn' in html  # the run's configuration
+    assert f"{len(evaluation.y_true)} images, the test split of " in html
+    assert "model compact_cnn at 28 px" in html
 
 
 def test_summary_has_both_scorings_and_the_note(report) -> None:
@@ -67,7 +68,7 @@ def test_summary_has_both_scorings_and_the_note(report) -> None:
     assert re.search(r"^\| plain \| \d+\.\d% \| \d+\.\d% \(", summary, re.M)
     assert re.search(r"^\| 8-view TTA \| ", summary, re.M)
     assert "| recall | akiec | bcc | bkl | df | mel | nv | vasc |" in summary
-    assert "Model: seed at 28 px." in summary and "(fitted on validation)" in summary
+    assert "Model: compact_cnn at 28 px." in summary and "(fitted on validation)" in summary
     assert NOT_A_DIAGNOSIS in summary
 
 
