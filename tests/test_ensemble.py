@@ -11,12 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import write_ham_folder
+from service_helpers import encode, photo
 from skinpamper.cli import main
 from skinpamper.config import TrainConfig
 from skinpamper.data.load import load_dataset
 from skinpamper.ensemble import make_ensemble, train_ensemble
 from skinpamper.errors import ConfigError
 from skinpamper.explain import gradcam
+from skinpamper.predict import Predictor
 from skinpamper.run import Run
 from test_train import _tiny_dataset
 
@@ -167,3 +169,9 @@ def test_cli_members_trains_and_averages(members: dict[str, Path], tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert [m["seed"] for m in json.loads((out / "members.json").read_text())["members"]] == [0, 100]
     assert "balanced accuracy" in result.output and (out / "report.html").is_file()
+
+
+def test_predictor_serves_an_ensemble_run(ensemble: Path) -> None:
+    (prediction,) = Predictor.load(ensemble).predict([encode(photo(), "PNG")], names=["lesion.png"])
+    assert len(prediction.probabilities) == 7 and prediction.calibrated
+    np.testing.assert_allclose(sum(prediction.probabilities), 1.0, rtol=1e-5)
