@@ -23,10 +23,9 @@ def ensemble_command(runs: tuple[str, ...], out: str, data: str | None) -> None:
       skinpamper train --model compact_cnn --seed 2 --split-seed 0 --out runs/m2
       skinpamper ensemble runs/m1 runs/m2 --out runs/ensemble
     """
-    from skinpamper.ensemble import make_ensemble
-    from skinpamper.run import Run
+    from skinpamper.ensemble import make_ensemble, open_members
 
-    config = Run.open(runs[0]).config()
+    config = open_members(runs)[0].config()  # refuses mismatched runs before the data is loaded
     path = data or config.data_path
     if path is None:
         raise click.UsageError(f"{runs[0]} does not record its dataset; give --data")
