@@ -70,6 +70,15 @@ RECIPES: dict[str, dict] = {
         "members": 3,
     },
     "compact-28-50": {"model": "compact_cnn", "image_size": 28, "epochs": 50, "imbalance": "class_weight"},
+    # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
+    "compact-28-la": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "logit_adjust"},
+    "compact-28-la-ens3": {
+        "model": "compact_cnn",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "logit_adjust",
+        "members": 3,
+    },
 }
 
 

@@ -9,7 +9,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from skinpamper.config import AugmentConfig, TrainConfig
 from skinpamper.pipeline import class_weights, make_eval_dataset, make_train_dataset
 
-STRATEGIES = ("class_weight", "balanced_sampling", "oversample", "none")
+STRATEGIES = ("class_weight", "logit_adjust", "balanced_sampling", "oversample", "none")
 # A skewed label set like HAM10000's; class 6 (vasc) exists only in the test part.
 LABELS = np.array([5] * 60 + [2] * 12 + [4] * 10 + [0] * 6 + [1] * 4 + [6] * 8)
 
@@ -72,6 +72,14 @@ def test_oversampling_equalises_each_epoch() -> None:
     assert steps == 5 * majority // 8
     present = counts[counts > 0]
     assert present.max() - present.min() <= 8  # equal up to the one partial batch left out
+
+
+def test_logit_adjust_streams_training_images_once_each_and_unweighted() -> None:
+    """Its balancing lives in the loss (skinpamper.losses), so the stream is a plain shuffle."""
+    batches, steps, train = _epochs("logit_adjust", epochs=1)
+    ids = np.concatenate([b[0] for b in batches])
+    assert all(weights is None for _, _, weights in batches)
+    assert len(np.unique(ids)) == len(ids) == steps * 8
 
 
 def test_class_weights_come_from_training_labels_only() -> None:

@@ -16,7 +16,8 @@ from skinpamper.data.dataset import Dataset, empty_meta
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.progress import TqdmProgress
-from skinpamper.run import HISTORY_COLUMNS, Run, RunState
+from skinpamper.losses import LogitAdjustedCrossEntropy, log_prior
+from skinpamper.run import HISTORY_COLUMNS, LAST_MODEL, Run, RunState
 from skinpamper.train import EpochRecorder, resume, train
 
 # Keras's own model.save converts variables with np.array(copy=False), which numpy 2 warns about.
@@ -120,6 +121,18 @@ def test_interrupted_run_resumes_to_the_same_result(
     np.testing.assert_allclose(
         [r["loss"] for r in run.history()], [r["loss"] for r in finished_run.history()], rtol=1e-3
     )
+
+
+def test_a_logit_adjusted_run_resumes_with_the_training_prior(dataset: Dataset, tmp_path) -> None:
+    config = CONFIG.replace(imbalance="logit_adjust")
+    split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.seed)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, split, config, tmp_path / "run", callbacks=[_StopAfterFirstEpoch()])
+    run = Run.open(resume(tmp_path / "run", dataset))
+    assert run.state().finished and [row["epoch"] for row in run.history()] == [1, 2]
+    loss = run.load_model(LAST_MODEL).loss
+    assert isinstance(loss, LogitAdjustedCrossEntropy)
+    np.testing.assert_allclose(loss.log_prior, log_prior(dataset.labels[split.train]))
 
 
 def test_resuming_a_finished_run_only_rescores_it(finished_run: Run, dataset: Dataset) -> None:

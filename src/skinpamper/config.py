@@ -25,7 +25,7 @@ from skinpamper.data.load import FORMATS
 from skinpamper.errors import ConfigError
 from skinpamper.imaging import FITS
 
-IMBALANCE = ("class_weight", "balanced_sampling", "oversample", "none")
+IMBALANCE = ("class_weight", "logit_adjust", "balanced_sampling", "oversample", "none")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "bfloat16")
 

@@ -25,6 +25,7 @@ from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
+from skinpamper.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.metrics import classification_metrics
 from skinpamper.models import check_width, create_model
 from skinpamper.pipeline import TrainData, make_eval_dataset, make_train_dataset
@@ -154,12 +155,19 @@ def _build(config: TrainConfig) -> keras.Model:
     )
 
 
-def _new_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+def make_loss(config: TrainConfig, train_labels: np.ndarray) -> keras.losses.Loss | str:
+    """Plain cross-entropy, or its logit-adjusted form whose prior comes from the training part only."""
+    if config.imbalance == "logit_adjust":
+        return LogitAdjustedCrossEntropy(log_prior(train_labels))
+    return "sparse_categorical_crossentropy"
+
+
+def _new_model(config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarray) -> keras.Model:
     with precision_scope(resolve_precision(config.precision)):
         model = _build(config)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
-        loss="sparse_categorical_crossentropy",
+        loss=make_loss(config, train_labels),
         metrics=["accuracy"],
     )
     return model
@@ -180,7 +188,7 @@ def _fit_and_finish(
             model = run.load_model(LAST_MODEL)
             restore_seed_states(model, state.seed_states)
         else:
-            model = _new_model(config, data.steps_per_epoch)
+            model = _new_model(config, data.steps_per_epoch, dataset.labels[split.train])
         recorder = EpochRecorder(run, dataset, split, config, state)
         model.fit(
             data.dataset,
