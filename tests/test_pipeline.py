@@ -76,7 +76,7 @@ def test_oversampling_equalises_each_epoch() -> None:
 
 def test_logit_adjust_streams_training_images_once_each_and_unweighted() -> None:
     """Its balancing lives in the loss (skinpamper.losses), so the stream is a plain shuffle."""
-    batches, steps, train = _epochs("logit_adjust", epochs=1)
+    batches, steps, _ = _epochs("logit_adjust", epochs=1)
     ids = np.concatenate([b[0] for b in batches])
     assert all(weights is None for _, _, weights in batches)
     assert len(np.unique(ids)) == len(ids) == steps * 8

@@ -15,8 +15,8 @@ from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset, empty_meta
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
-from skinpamper.progress import TqdmProgress
 from skinpamper.losses import LogitAdjustedCrossEntropy, log_prior
+from skinpamper.progress import TqdmProgress
 from skinpamper.run import HISTORY_COLUMNS, LAST_MODEL, Run, RunState
 from skinpamper.train import EpochRecorder, resume, train
 
