@@ -1,9 +1,9 @@
 """`train(dataset, split, config, run_dir)` and `resume(run_dir, dataset)`: fit a registered model.
 
 Each finished epoch is scored on the validation part (balanced accuracy and per-class recall), logged to
-history.csv, saved as last.keras for resume and, when it beats the best so far, as model.keras. Training
-stops after `patience` epochs without improvement, in the schedule's second half only. The best model
-is then scored on validation and test.
+history.csv, saved as last.keras for resume and, when it beats the best so far, as model.keras. With
+`patience` set, training stops after that many epochs without improvement, in the schedule's second
+half only. The best model is then scored on validation and test.
 
 The library never prints: progress reaches the caller through the Keras callbacks it passes in, which
 see the validation figures in `logs` because the run's own recorder runs first.
