@@ -45,7 +45,7 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--imbalance",
     type=click.Choice(IMBALANCE),
-    help="Class-imbalance strategy, applied inside the training split only.",
+    help="Class-imbalance strategy, applied inside the training split only [default: class_weight].",
 )
 @click.option(
     "--fit", type=click.Choice(FITS), help="How a non-square image becomes square [default: squash]."
