@@ -70,6 +70,8 @@ RECIPES: dict[str, dict] = {
         "members": 3,
     },
     "compact-28-50": {"model": "compact_cnn", "image_size": 28, "epochs": 50, "imbalance": "class_weight"},
+    # patch_cnn: compact_cnn's 28 px stages behind a 2x2 stride-2 stem, on 64 px photos.
+    "patch-64-la": {"model": "patch_cnn", "image_size": 64, "epochs": 25, "imbalance": "logit_adjust"},
     # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
     "compact-28-la": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "logit_adjust"},
     "compact-28-la-ens3": {

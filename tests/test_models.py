@@ -113,6 +113,16 @@ def test_compact_cnn_pools_down_to_a_few_pixels_at_any_size(size: int, stages: i
     assert pools[-1].output.shape[1:3] == (final_side, final_side)
 
 
+def test_patch_cnn_runs_compact_cnns_stages_on_a_half_size_map() -> None:
+    model = create_model("patch_cnn", image_size=64)
+    stem = model.get_layer("stem_conv")
+    assert stem.strides == (2, 2) and stem.output.shape[1:] == (32, 32, 32)
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert [pool.output.shape[1] for pool in pools] == [16, 8, 4]
+    convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == [32, 32, 32, 64, 64, 128, 128]  # the stem, then compact_cnn's 28 px stages
+
+
 def test_width_scales_compact_cnn_channels() -> None:
     convs = {
         width: [layer.filters for layer in create_model("compact_cnn", width=width).layers

@@ -7,7 +7,8 @@ features see the whole lesion at any input size: at 64 px, 3 stages left an 8 px
 underfit (test balanced accuracy 0.620 vs 0.676 at 28 px, seed 0). Compared with `seed`:
 3x3 kernels with padding instead of unpadded 2x2 ones keep the border pixels (a third of a 28 px
 lesion image), every convolution has a non-linearity, and global pooling replaces the 1M-parameter
-Flatten -> Dense head, which is where seed overfits.
+Flatten -> Dense head, which is where seed overfits. `patch_cnn` puts the same stages behind a
+2x2 stride-2 stem, so 64 px costs little more than 28 px.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def _conv_bn_relu(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasT
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
+def _stages_and_head(
+    x: keras.KerasTensor, side: int, num_classes: int, width: float, dropout: float
+) -> keras.KerasTensor:
+    """Conv pairs pooled down to FINAL_SIDE px from a `side`-px map, then global pooling and softmax."""
+    for stage, base in enumerate(WIDTHS[: stage_count(side)], start=1):
+        filters = max(8, round(base * width))
+        x = _conv_bn_relu(x, filters, f"stage{stage}_a")
+        x = _conv_bn_relu(x, filters, f"stage{stage}_b")
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+
+
 @register_model(
     "compact_cnn",
     default_size=28,
@@ -51,12 +66,36 @@ def build_compact_cnn(
     """`width` scales every stage's channels (1.0: 32, 64, 128, ...)."""
     inputs = keras.Input((image_size, image_size, 3))
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    for stage, base in enumerate(WIDTHS[: stage_count(image_size)], start=1):
-        filters = max(8, round(base * width))
-        x = _conv_bn_relu(x, filters, f"stage{stage}_a")
-        x = _conv_bn_relu(x, filters, f"stage{stage}_b")
-        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = _stages_and_head(x, image_size, num_classes, width, dropout)
     return keras.Model(inputs, outputs, name="compact_cnn")
+
+
+@register_model(
+    "patch_cnn",
+    default_size=64,
+    description="compact_cnn behind a 2x2 stride-2 patch stem, for 56-64 px at 0.1 GFLOPs",
+)
+def build_patch_cnn(
+    image_size: int = 64, num_classes: int = 7, width: float = 1.0, dropout: float = 0.3
+) -> keras.Model:
+    """compact_cnn's stages on a half-size map made by a learned 2x2 stride-2 convolution.
+
+    compact_cnn at 64 px spends its time on full-resolution stages whose few channels keep the CPU
+    memory-bound (0.42 GFLOPs, ~27 min per 25 epochs here). The patch stem sees every pixel once and
+    hands the 28 px model's three stages a 32 px map: 0.095 GFLOPs, and on split 0 test balanced
+    accuracy 0.642 in 7.4 min against 0.631 for compact_cnn at 64 px (README).
+    """
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(
+        max(8, round(32 * width)),
+        2,
+        strides=2,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name="stem_conv",
+    )(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    outputs = _stages_and_head(x, image_size // 2, num_classes, width, dropout)
+    return keras.Model(inputs, outputs, name="patch_cnn")
