@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -14,6 +15,7 @@ from skinpamper import export
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError, ExportError
 from skinpamper.export import export_onnx
+from skinpamper.models.colour import with_colour_constancy
 from skinpamper.predict import ONNX_METADATA_KEY, run_card
 from skinpamper.run import Run
 
@@ -49,6 +51,14 @@ def test_export_has_dynamic_batch_named_io_and_the_run_card(onnx_model: Path, se
         (probs,) = session.run(["probabilities"], {"images": images})
         assert probs.shape == (batch, 7)
         np.testing.assert_allclose(probs, model.predict_on_batch(images), atol=1e-4)
+
+
+def test_a_colour_constancy_model_exports_within_parity(served_run: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(served_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
+    model = keras.models.load_model(run / "model.keras")
+    with_colour_constancy(model).save(run / "model.keras")
+    result = export_onnx(run)
+    assert result.path.exists() and result.max_abs_diff <= export.PARITY_LIMIT
 
 
 def test_failed_parity_leaves_no_file(

@@ -68,6 +68,7 @@ class TrainConfig:
     model: str = "compact_cnn"  # "seed" is the original notebook's CNN, kept as the baseline
     image_size: int = 28  # the original's input size (hmnist_28_28_RGB.csv)
     pretrained: bool = True  # start keras.applications backbones from ImageNet weights (ignored by others)
+    colour_constancy: bool = False  # shades-of-grey layer in front of the model (skinpamper.models.colour)
     width: float = 1.0  # channel multiplier for models that take one (compact_cnn); others need 1.0
     fit: str = "squash"  # how 600x450 photos become square; squash is what hmnist did
     epochs: int = 25  # as the original

@@ -151,7 +151,11 @@ def _train_data(dataset: Dataset, split: Split, config: TrainConfig, start_epoch
 
 def _build(config: TrainConfig) -> keras.Model:
     return create_model(
-        config.model, image_size=config.image_size, pretrained=config.pretrained, width=config.width
+        config.model,
+        image_size=config.image_size,
+        pretrained=config.pretrained,
+        width=config.width,
+        colour_constancy=config.colour_constancy,
     )
 
 

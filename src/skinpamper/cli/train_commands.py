@@ -62,6 +62,11 @@ def echo_run_summary(run_dir: Path) -> None:
     "--no-pretrained", is_flag=True, default=None, help="Start ImageNet backbones from random weights."
 )
 @click.option(
+    "--colour-constancy/--no-colour-constancy",
+    default=None,
+    help="Put a shades-of-grey colour-constancy layer in front of the model [default: off].",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from skinpamper.errors import ConfigError
+from skinpamper.models.colour import with_colour_constancy  # also registers its layer for loading
 
 _BUILTIN_MODULES = (
     "skinpamper.models.seed",
@@ -83,6 +84,7 @@ def create_model(
     num_classes: int = 7,
     pretrained: bool = True,
     width: float = 1.0,
+    colour_constancy: bool = False,
     **kwargs,
 ):
     """Build the registered model `name` for square images of `image_size` pixels.
@@ -90,6 +92,7 @@ def create_model(
     `pretrained=False` asks builders that can load ImageNet weights to start from scratch instead;
     it means nothing to models that have no pretrained weights. `width` scales the channels of
     models built with a `width` option; asking another model for a width other than 1 is an error.
+    `colour_constancy` puts a shades-of-grey layer in front (skinpamper.models.colour).
     """
     info = get_model_info(name)
     options = inspect.signature(info.builder).parameters
@@ -98,4 +101,5 @@ def create_model(
     check_width(name, width)
     if "width" in options:
         kwargs["width"] = width
-    return info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
+    model = info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
+    return with_colour_constancy(model) if colour_constancy else model
