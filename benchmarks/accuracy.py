@@ -78,6 +78,14 @@ RECIPES: dict[str, dict] = {
         "imbalance": "class_weight",
         "colour_constancy": True,
     },
+    "compact-28-cc-ens3": {
+        "model": "compact_cnn",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "colour_constancy": True,
+        "members": 3,
+    },
     # patch_cnn: compact_cnn's 28 px stages behind a 2x2 stride-2 stem, on 64 px photos.
     "patch-64-la": {"model": "patch_cnn", "image_size": 64, "epochs": 25, "imbalance": "logit_adjust"},
     # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
