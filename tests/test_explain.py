@@ -35,6 +35,16 @@ def test_every_registered_model_gives_finite_maps_in_unit_range(name: str) -> No
     assert len(path[-1].output.shape) == 4  # a spatial map, not a pooled vector
 
 
+def test_a_model_behind_colour_constancy_gives_the_same_maps_as_on_corrected_images() -> None:
+    model = create_model("compact_cnn", image_size=28, colour_constancy=True)
+    images = _images(3, 28)
+    corrected = np.round(model.get_layer("shades_of_grey")(images.astype(np.float32)).numpy()).astype(
+        np.uint8
+    )
+    inner = model.get_layer("compact_cnn")
+    np.testing.assert_allclose(gradcam(model, images), gradcam(inner, corrected), atol=0.05)
+
+
 def test_predicted_class_is_the_default() -> None:
     model = create_model("resnet_small", image_size=28)
     images = _images(4, 28, seed=1)
