@@ -86,6 +86,14 @@ RECIPES: dict[str, dict] = {
         "colour_constancy": True,
         "members": 3,
     },
+    # compact-28 trained with a random gain per colour channel (white balance), for other cameras.
+    "compact-28-gain": {
+        "model": "compact_cnn",
+        "image_size": 28,
+        "epochs": 25,
+        "imbalance": "class_weight",
+        "augment": {"channel_gain": 0.2},
+    },
     # patch_cnn: compact_cnn's 28 px stages behind a 2x2 stride-2 stem, on 64 px photos.
     "patch-64-la": {"model": "patch_cnn", "image_size": 64, "epochs": 25, "imbalance": "logit_adjust"},
     # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.

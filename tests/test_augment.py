@@ -56,6 +56,18 @@ def test_affine_and_colour_leave_a_flat_grey_image_alone() -> None:
     np.testing.assert_allclose(recoloured.numpy(), 100.0, atol=1e-3)
 
 
+def test_channel_gain_scales_each_channel_of_each_image_by_its_own_factor() -> None:
+    images = tf.random.stateless_uniform([6, 8, 8, 3], [1, 2], 20.0, 200.0)
+    out = random_colour(images, SEED, brightness=0.0, contrast=0.0, saturation=0.0, channel_gain=0.2)
+    gains = (out / images).numpy()
+    per_channel = gains[:, :1, :1, :]
+    np.testing.assert_allclose(
+        gains, np.broadcast_to(per_channel, gains.shape), rtol=1e-5
+    )  # uniform per channel
+    assert per_channel.min() >= 0.8 and per_channel.max() <= 1.2
+    assert np.ptp(per_channel[:, 0, 0, :], axis=1).min() > 0  # channels differ: a colour cast, not brightness
+
+
 def test_disabled_augmentation_is_none() -> None:
     assert make_augment(AugmentConfig(enabled=False)) is None
 

@@ -31,7 +31,9 @@ def make_augment(config: AugmentConfig) -> Augment | None:
         seeds = _split(seed, 3)
         x = random_symmetry(images, seeds[0], config.flip, config.rot90)
         x = random_affine(x, seeds[1], config.rotation, config.zoom, config.translate)
-        x = random_colour(x, seeds[2], config.brightness, config.contrast, config.saturation)
+        x = random_colour(
+            x, seeds[2], config.brightness, config.contrast, config.saturation, config.channel_gain
+        )
         return tf.clip_by_value(x, 0.0, 255.0)
 
     return augment
@@ -108,14 +110,25 @@ def random_affine(
 
 
 def random_colour(
-    images: tf.Tensor, seed: tf.Tensor, brightness: float, contrast: float, saturation: float
+    images: tf.Tensor,
+    seed: tf.Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    channel_gain: float = 0.0,
 ) -> tf.Tensor:
-    """Multiplicative brightness, contrast around each image's mean, saturation around its grey."""
+    """A gain per colour channel, multiplicative brightness, contrast around each image's mean,
+    saturation around its grey."""
     n = tf.shape(images)[0]
     factors = 1.0 + tf.random.stateless_uniform([3, n, 1, 1, 1], seed, minval=-1.0, maxval=1.0) * tf.constant(
         [brightness, contrast, saturation], shape=[3, 1, 1, 1, 1]
     )
     x = images
+    if channel_gain:  # its own draw, so runs without it keep the augmentations they always had
+        gain_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        x = x * (
+            1.0 + channel_gain * tf.random.stateless_uniform([n, 1, 1, 3], gain_seed, minval=-1.0, maxval=1.0)
+        )
     if brightness:
         x = x * factors[0]
     if contrast:

@@ -47,11 +47,12 @@ class AugmentConfig:
     brightness: float = 0.0  # multiply by [1 - b, 1 + b] (e.g. 0.1): illumination differs between devices
     contrast: float = 0.0  # stretch around the image mean (e.g. 0.1)
     saturation: float = 0.0  # scale colour away from grey (e.g. 0.1): camera colour response differs
+    channel_gain: float = 0.0  # scale each of R, G, B by its own [1 - g, 1 + g] (e.g. 0.2): white balance
 
     def __post_init__(self) -> None:
         if not 0 <= self.rotation <= 180:
             raise ConfigError(f"augment.rotation must be 0..180 degrees, got {self.rotation}")
-        for name in ("zoom", "translate", "brightness", "contrast", "saturation"):
+        for name in ("zoom", "translate", "brightness", "contrast", "saturation", "channel_gain"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ConfigError(f"augment.{name} must be in [0, 1), got {value}")
