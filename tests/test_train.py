@@ -135,6 +135,14 @@ def test_a_logit_adjusted_run_resumes_with_the_training_prior(dataset: Dataset, 
     np.testing.assert_allclose(loss.log_prior, log_prior(dataset.labels[split.train]))
 
 
+def test_a_run_saved_before_colour_constancy_existed_reads_as_without_it(finished_run: Run, tmp_path) -> None:
+    assert finished_run.config().colour_constancy  # the default now
+    old = json.loads(finished_run.file("config.json").read_text())
+    del old["colour_constancy"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert not Run.open(tmp_path).config().colour_constancy
+
+
 def test_resuming_a_finished_run_only_rescores_it(finished_run: Run, dataset: Dataset) -> None:
     history = finished_run.file("history.csv").read_text()
     resume(finished_run.path, dataset)

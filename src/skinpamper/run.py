@@ -110,7 +110,9 @@ class Run:
 
     def config(self) -> TrainConfig:
         path = self.file(CONFIG)
-        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.setdefault("colour_constancy", False)  # runs saved before the option existed had no such layer
+        return TrainConfig.from_dict(data, source=str(path))
 
     def write_split(self, split: Split, dataset: Dataset) -> None:
         replace_into(self.file(SPLIT), lambda p: split.save(p, dataset))
