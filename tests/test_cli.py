@@ -1,9 +1,11 @@
 """The CLI as a user runs it: exit codes, one-line errors without tracebacks, files written."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,6 +95,14 @@ def test_width_flag_reaches_the_model_check(ham_folder: Path, tmp_path: Path) ->
     result = invoke("train", "--data", ham_folder, "--model", "seed", "--width", "2", "--out", out)
     assert result.exit_code == 1 and "no width option" in result.output and "compact_cnn" in result.output
     assert not out.exists()
+
+
+def test_no_colour_constancy_trains_the_bare_model(ham_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ("--image-size", "28", "--epochs", "1", "--batch-size", "4", "--no-colour-constancy")
+    assert invoke("train", "--data", ham_folder, *args, "--out", out).exit_code == 0
+    assert json.loads((out / "config.json").read_text())["colour_constancy"] is False
+    assert keras.models.load_model(out / "model.keras").name == "compact_cnn"  # no shades-of-grey wrapper
 
 
 def test_python_dash_m_runs_the_cli() -> None:

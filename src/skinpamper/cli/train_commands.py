@@ -64,7 +64,7 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--colour-constancy/--no-colour-constancy",
     default=None,
-    help="Put a shades-of-grey colour-constancy layer in front of the model [default: off].",
+    help="Put a shades-of-grey colour-constancy layer in front of the model [default: on].",
 )
 @click.option(
     "--config",

@@ -3,7 +3,7 @@
 Dermoscopy photos differ in illuminant and camera colour response between clinics and devices, and a
 network trained on one source learns that cast along with the lesion. Dividing each channel by the
 image's own Minkowski p-mean of that channel (Finlayson & Trezzi 2004; p = 6 as in Barata et al.
-2015 and the ISIC challenge winners that used it) removes a per-channel gain before the network
+2015 and Gessert et al.'s winning ISIC 2019 entry) removes a per-channel gain before the network
 sees the image. It uses the image alone, so it cannot leak statistics across the split, and living
 inside the model it is applied the same way in training, evaluation, prediction and export.
 """
