@@ -18,9 +18,16 @@ from skinpamper.classes import CODES
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
 # Settings per recipe; everything else is TrainConfig's default (augmentation: the 8 square symmetries).
+# Recipes pin the defaults they were measured under, so the README's figures stay reproducible after a
+# default changes: before colour constancy (default since session 4) and early stopping's removal
+# (patience 8 before), and for the logit-adjust and channel-gain runs, patience 0 without the layer.
+BEFORE = {"colour_constancy": False, "patience": 8}
+NO_COLOUR_CONSTANCY = {"colour_constancy": False, "patience": 0}
 COLOUR = {"brightness": 0.1, "contrast": 0.1, "saturation": 0.1}
 FULL_AUGMENT = {"rotation": 15.0, "zoom": 0.1, "translate": 0.05, **COLOUR}
-SEED = {"model": "seed", "image_size": 28, "epochs": 25}
+SEED = {**BEFORE, "model": "seed", "image_size": 28, "epochs": 25}
+COMPACT = {"model": "compact_cnn", "epochs": 25, "imbalance": "class_weight"}
+COMPACT_28 = {**BEFORE, **COMPACT, "image_size": 28}
 RECIPES: dict[str, dict] = {
     # The notebook: its CNN, 25 epochs of Adam, augmentation against imbalance, no loss weighting.
     "seed-original": {**SEED, "imbalance": "none", "patience": 0, "augment": FULL_AUGMENT},
@@ -29,82 +36,40 @@ RECIPES: dict[str, dict] = {
     "seed-weighted": {**SEED, "imbalance": "class_weight"},
     "seed-balanced": {**SEED, "imbalance": "balanced_sampling"},
     "seed-oversample": {**SEED, "imbalance": "oversample"},
-    "compact-28": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "class_weight"},
-    "compact-64": {"model": "compact_cnn", "image_size": 64, "epochs": 25, "imbalance": "class_weight"},
+    "compact-28": COMPACT_28,
+    "compact-64": {**COMPACT_28, "image_size": 64},
     # Half the channels (16, 32, 64, 128): a full-resolution stage in front of the 28 px model's three.
-    "compact-64-w05": {
-        "model": "compact_cnn",
-        "image_size": 64,
-        "epochs": 25,
-        "imbalance": "class_weight",
-        "width": 0.5,
-    },
-    "compact-28-wd": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 25,
-        "imbalance": "class_weight",
-        "weight_decay": 0.05,
-    },
-    "compact-28-w15": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 25,
-        "imbalance": "class_weight",
-        "width": 1.5,
-    },
+    "compact-64-w05": {**COMPACT_28, "image_size": 64, "width": 0.5},
+    "compact-28-wd": {**COMPACT_28, "weight_decay": 0.05},
+    "compact-28-w15": {**COMPACT_28, "width": 1.5},
     # Oversampling repeats the minority classes up to nv's count, so an epoch is ~4.7x longer: 5 epochs
     # take about the gradient steps of 25 plain ones.
-    "compact-28-oversample": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 5,
-        "imbalance": "oversample",
-    },
+    "compact-28-oversample": {**COMPACT_28, "epochs": 5, "imbalance": "oversample"},
     # Three compact-28 runs on one split, their probabilities averaged.
-    "compact-28-ens3": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 25,
-        "imbalance": "class_weight",
-        "members": 3,
-    },
-    "compact-28-50": {"model": "compact_cnn", "image_size": 28, "epochs": 50, "imbalance": "class_weight"},
-    # compact-28 behind the shades-of-grey colour-constancy layer (skinpamper.models.colour).
-    "compact-28-cc": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 25,
-        "imbalance": "class_weight",
-        "colour_constancy": True,
-    },
+    "compact-28-ens3": {**COMPACT_28, "members": 3},
+    "compact-28-50": {**COMPACT_28, "epochs": 50},
+    # compact-28 behind the shades-of-grey colour-constancy layer (skinpamper.models.colour): the defaults.
+    "compact-28-cc": {**COMPACT, "image_size": 28, "colour_constancy": True, "patience": 0},
     "compact-28-cc-ens3": {
-        "model": "compact_cnn",
+        **COMPACT,
         "image_size": 28,
-        "epochs": 25,
-        "imbalance": "class_weight",
         "colour_constancy": True,
+        "patience": 0,
         "members": 3,
     },
     # compact-28 trained with a random gain per colour channel (white balance), for other cameras.
-    "compact-28-gain": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 25,
-        "imbalance": "class_weight",
-        "augment": {"channel_gain": 0.2},
-    },
+    "compact-28-gain": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "augment": {"channel_gain": 0.2}},
     # patch_cnn: compact_cnn's 28 px stages behind a 2x2 stride-2 stem, on 64 px photos.
-    "patch-64-la": {"model": "patch_cnn", "image_size": 64, "epochs": 25, "imbalance": "logit_adjust"},
-    # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
-    "compact-28-la": {"model": "compact_cnn", "image_size": 28, "epochs": 25, "imbalance": "logit_adjust"},
-    "compact-28-la-ens3": {
-        "model": "compact_cnn",
-        "image_size": 28,
-        "epochs": 25,
+    "patch-64-la": {
+        **COMPACT_28,
+        **NO_COLOUR_CONSTANCY,
+        "model": "patch_cnn",
+        "image_size": 64,
         "imbalance": "logit_adjust",
-        "members": 3,
     },
+    # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
+    "compact-28-la": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust"},
+    "compact-28-la-ens3": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust", "members": 3},
 }
 
 
