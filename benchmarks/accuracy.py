@@ -1,14 +1,14 @@
 """Held-out-lesion accuracy of recipes on real HAM10000, over several seeds: mean and spread.
 
 Each recipe trains on the lesion-grouped split of its seed (70/10/20) and is scored on the test part:
-accuracy, balanced accuracy (mean recall), macro AUC, per-class recall, and training minutes.
+accuracy, balanced accuracy (mean recall) of the image alone, with 8-view TTA, with the patient's age,
+sex and site (the run's metadata model) and with both, macro AUC, per-class recall, training minutes.
 Usage: python benchmarks/accuracy.py [HAM10000_FOLDER] --recipes seed-original compact-28-ens3 --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -86,7 +86,7 @@ def run_recipe(path: Path, name: str, seed: int, keep: Path | None) -> dict:
     from skinpamper.ensemble import train_ensemble
     from skinpamper.evaluate import evaluate
     from skinpamper.run import Run
-    from skinpamper.train import train
+    from skinpamper.train import train, write_metadata_model, write_scores
 
     recipe = dict(RECIPES[name])
     members = recipe.pop("members", 1)
@@ -99,11 +99,22 @@ def run_recipe(path: Path, name: str, seed: int, keep: Path | None) -> dict:
         else:
             split = split_dataset(dataset, config.val_fraction, config.test_fraction, seed)
             train(dataset, split, config, folder)
+    run = Run.open(folder)
+    if run.metadata_model() is None:  # kept from before metadata models: fit one on its training split
+        split = run.split(dataset)
+        write_metadata_model(run, dataset, split)
+        write_scores(run, run.load_model(), dataset, split)
     runs = sorted(folder.glob("member-*")) or [folder]
     minutes = sum(row["seconds"] for run in runs for row in Run.open(run).history()) / 60
-    test = json.loads((folder / "metrics.json").read_text())["test"]
-    scored = evaluate(folder, dataset, tta=True, n_boot=0)
-    return {**test, "minutes": minutes, "tta_balanced_accuracy": scored.metrics_tta["balanced_accuracy"]}
+    metrics = run.metrics()
+    scored = evaluate(folder, dataset, tta=True, n_boot=0, explain=False)
+    return {
+        **metrics["test"],
+        "minutes": minutes,
+        "tta_balanced_accuracy": scored.metrics_tta["balanced_accuracy"],
+        "metadata_balanced_accuracy": metrics["with_metadata"]["test"]["balanced_accuracy"],
+        "tta_metadata_balanced_accuracy": scored.metrics_metadata["balanced_accuracy"],
+    }
 
 
 def spread(values: list[float]) -> str:
@@ -119,7 +130,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="Keep the run folders here (default: a temporary folder).")
     args = parser.parse_args()
     header = (
-        "| recipe | accuracy | balanced acc | with TTA | macro AUC | " + " | ".join(CODES) + " | minutes |"
+        "| recipe | accuracy | balanced acc | with TTA | with metadata | TTA + metadata | macro AUC | "
+        + " | ".join(CODES)
+        + " | minutes |"
     )
     rows = []
     for name in args.recipes:
@@ -128,16 +141,24 @@ def main() -> None:
             print(
                 f"{name} seed {seed}: bal acc {r['balanced_accuracy']:.3f} acc {r['accuracy']:.3f} "
                 f"auc {r['macro_auc']:.3f} tta bal acc {r['tta_balanced_accuracy']:.3f} "
-                f"in {r['minutes']:.1f} min",
+                f"with metadata {r['metadata_balanced_accuracy']:.3f} "
+                f"tta + metadata {r['tta_metadata_balanced_accuracy']:.3f} in {r['minutes']:.1f} min",
                 flush=True,
             )
-        keys = ("accuracy", "balanced_accuracy", "tta_balanced_accuracy", "macro_auc")
+        keys = (
+            "accuracy",
+            "balanced_accuracy",
+            "tta_balanced_accuracy",
+            "metadata_balanced_accuracy",
+            "tta_metadata_balanced_accuracy",
+            "macro_auc",
+        )
         cells = [spread([r[key] for r in results]) for key in keys]
         cells += [spread([r["per_class_recall"][c] for r in results]) for c in CODES]
         cells.append(spread([r["minutes"] for r in results]))
         rows.append(f"| {name} ({len(results)} seeds) | " + " | ".join(cells) + " |")
     print(header)
-    print("|" + " --- |" * (len(CODES) + 6))
+    print("|" + " --- |" * (len(CODES) + 8))
     print("\n".join(rows))
 
 

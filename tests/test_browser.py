@@ -6,6 +6,7 @@ never used. Outside CI a machine without /usr/bin/chromium skips these tests, an
 
 import base64
 import os
+import shutil
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ import uvicorn
 
 from service_helpers import encode, photo
 from skinpamper import NOT_A_DIAGNOSIS
+from skinpamper.metadata_model import PatientInfo
 from skinpamper.predict import Predictor
 from skinpamper.service.app import create_app
 from skinpamper.service.settings import ServeSettings
@@ -133,3 +135,36 @@ def test_a_file_that_is_not_an_image_shows_the_servers_reason(
         phone_page.wait_for_selector("#error:not([hidden])")
         assert phone_page.locator("#error").inner_text().startswith("415: lesion.png: not a JPEG or PNG")
         assert phone_page.locator("#result").is_hidden()
+
+
+def test_patient_fields_are_sent_with_the_image(phone_page, onnx_model: Path, tmp_path: Path) -> None:
+    image = tmp_path / "lesion.jpg"
+    photo(seed=3).save(image, quality=95)
+    predictor = Predictor.load(onnx_model)
+    (expected,) = predictor.predict([image], patients=[PatientInfo(age=70, sex="male", site="face")])
+    with serving(predictor) as url:
+        phone_page.goto(url)
+        phone_page.wait_for_selector("#patient:not([hidden])")
+        assert phone_page.locator("#site option").all_inner_texts() == ["not given", "back", "face"]
+        phone_page.fill("#age", "70")
+        phone_page.select_option("#sex", "male")
+        phone_page.select_option("#site", "face")
+        phone_page.set_input_files("#file", str(image))
+        phone_page.wait_for_selector("#bars .bar")
+        assert "combined with the patient's age, sex and site" in phone_page.locator("#how").inner_text()
+        top = phone_page.locator("#bars .bar").first
+        assert top.get_attribute("data-class") == expected.top_class
+        assert top.locator(".value").inner_text() == f"{100 * max(expected.probabilities):.1f}%"
+        assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_patient_fields_stay_hidden_for_a_model_without_metadata(
+    phone_page, served_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(served_run, run)
+    (run / "metadata_model.json").unlink()
+    with serving(Predictor.load(run)) as url:
+        phone_page.goto(url)
+        phone_page.wait_for_function("document.getElementById('model').textContent.length > 0")
+        assert phone_page.locator("#patient").is_hidden()

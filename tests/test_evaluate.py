@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from skinpamper.classes import CODES
 from skinpamper.cli import main
 from skinpamper.data.load import load_dataset
 from skinpamper.errors import ConfigError
@@ -21,6 +22,8 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
     )
     assert own.exit_code == 0, own.output
     assert "8-view TTA" in own.output and "not a diagnosis" in own.output
+    assert "with age, sex, site: " in own.output  # the fixture's metadata records them
+    assert "with age, sex, site" in (tmp_path / "e1" / "report.html").read_text()
     metrics = json.loads((tmp_path / "e1" / "metrics.json").read_text())
     split = json.loads((trained_run / "split.json").read_text())
     assert metrics["part"] == "test" and metrics["plain"]["n"] == len(split["test"])
@@ -44,6 +47,7 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
     assert external.exit_code == 0, external.output
     metrics = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert metrics["part"] == "all" and metrics["plain"]["n"] == 7 and metrics["tta"] is None
+    assert metrics["with_metadata"] is None and "with age, sex, site" not in external.output
 
 
 def test_wrong_image_size_is_refused(trained_run: Path, ham_folder: Path) -> None:
@@ -81,3 +85,30 @@ def test_evaluation_carries_images_and_their_gradcam_maps(trained_run: Path, ham
     assert evaluation.gradcam_rows.tolist() == gradcam_examples(evaluation.y_true, evaluation.probs).tolist()
     assert evaluation.gradcam_maps.shape == (len(evaluation.gradcam_rows), 28, 28)
     assert np.isfinite(evaluation.gradcam_maps).all()
+
+
+def test_metadata_scores_the_calibrated_probabilities_times_the_evidence(
+    trained_run: Path, labelled_folder: Path, tmp_path: Path
+) -> None:
+    from skinpamper.calibration import apply_temperature
+    from skinpamper.metadata_model import fuse
+    from skinpamper.run import Run
+
+    run = Run.open(trained_run)
+    model = run.metadata_model()
+    assert model is not None  # the fixture's metadata records age, sex and site
+    dataset = load_dataset(trained_run.parent / "ham", size=28)
+    evaluation = evaluate(trained_run, dataset, tta=True, n_boot=0, explain=False)
+    test = dataset.subset(run.split(dataset).test)
+    evidence = model.log_likelihood(test.meta, "test")
+    expected = fuse(apply_temperature(evaluation.probs_tta, run.temperature()), evidence)
+    np.testing.assert_allclose(evaluation.probs_metadata, expected, atol=1e-9)
+    assert evaluation.metrics_metadata["n"] == len(test)
+    folder = write_evaluation(evaluation, tmp_path / "e")
+    assert json.loads((folder / "metrics.json").read_text())["with_metadata"]["n"] == len(test)
+    table = pd.read_csv(folder / "predictions.csv")
+    assert (table["predicted_with_metadata"] == [CODES[i] for i in expected.argmax(axis=1)]).all()
+
+    external = evaluate(trained_run, load_dataset(labelled_folder, size=28), external=True, n_boot=0)
+    assert external.metrics_metadata is None and external.probs_metadata is None  # labels.csv has none
+    assert "with_metadata" not in pd.read_csv(write_evaluation(external, tmp_path / "x") / "predictions.csv")

@@ -16,8 +16,9 @@ from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.calibration import apply_temperature
 from skinpamper.classes import CODES
 from skinpamper.cli import main
-from skinpamper.errors import ConfigError
+from skinpamper.errors import ConfigError, DataError
 from skinpamper.imaging import load_image
+from skinpamper.metadata_model import PatientInfo, fuse, metadata_frame
 from skinpamper.predict import ONNX_METADATA_KEY, ModelCard, Predictor
 from skinpamper.run import Run
 
@@ -223,3 +224,67 @@ print(refused.output)
     first, refusal = done.stdout.split("\n", 1)
     assert first.split()[1:] == ["False", "False"]
     assert "a run folder needs Keras" in refusal and "skinpamper[train]" in refusal
+
+
+def test_patient_metadata_is_combined_alike_by_both_backends(
+    keras_predictor: Predictor, onnx_predictor: Predictor
+) -> None:
+    image = encode(photo(seed=4), "PNG")
+    patient = PatientInfo(age=63, sex="male", site="face")
+    for predictor in (keras_predictor, onnx_predictor):
+        assert predictor.card.uses_metadata and predictor.metadata is not None
+    (plain,) = onnx_predictor.predict([image])
+    (keras_fused,) = keras_predictor.predict([image], patients=[patient])
+    (onnx_fused,) = onnx_predictor.predict([image], ["photo"], [patient])
+    evidence = onnx_predictor.metadata.log_likelihood(metadata_frame([patient]), "test")
+    expected = fuse(np.array([plain.probabilities]), evidence)[0]
+    np.testing.assert_allclose(onnx_fused.probabilities, expected, atol=1e-6)
+    np.testing.assert_allclose(keras_fused.probabilities, expected, atol=1e-4)
+    assert onnx_fused.with_metadata and not plain.with_metadata
+    assert onnx_fused.to_dict()["with_metadata"] is True
+    (unknown,) = onnx_predictor.predict([image], patients=[PatientInfo(sex="unknown")])
+    assert unknown.probabilities == plain.probabilities and not unknown.with_metadata
+
+
+def test_metadata_the_model_cannot_use_is_refused(
+    onnx_predictor: Predictor, served_run: Path, tmp_path: Path
+) -> None:
+    image = encode(photo(seed=4), "PNG")
+    with pytest.raises(DataError, match="photo: unknown site 'elbow'; this model knows back, face"):
+        onnx_predictor.predict([image], ["photo"], [PatientInfo(site="elbow")])
+    without = tmp_path / "run"
+    shutil.copytree(served_run, without)
+    (without / "metadata_model.json").unlink()
+    predictor = Predictor.load(without)
+    assert not predictor.card.uses_metadata
+    assert predictor.predict([image])[0].with_metadata is False
+    with pytest.raises(ConfigError, match="was trained without age, sex and site"):
+        predictor.predict([image], patients=[PatientInfo(age=40)])
+
+
+def test_cli_takes_one_patient_or_a_metadata_csv(
+    onnx_model: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    one = ["predict", str(onnx_model), str(image_folder), "--format", "json", "--no-tta"]
+    flags = runner.invoke(main, [*one, "--age", "70", "--sex", "Male", "--site", "face"])
+    assert flags.exit_code == 0, flags.output
+    assert [p["with_metadata"] for p in json.loads(flags.output)["predictions"]] == [True, True]
+
+    table = tmp_path / "patients.csv"
+    table.write_text("image_id,age,sex,localization\na,70,male,face\nzzz,30,,back\n")
+    by_id = runner.invoke(main, [*one, "--metadata", str(table)])
+    assert by_id.exit_code == 0, by_id.output
+    first, second = json.loads(by_id.output)["predictions"]
+    assert first["with_metadata"] and not second["with_metadata"]  # b.PNG has no row
+    assert first["probabilities"] == json.loads(flags.output)["predictions"][0]["probabilities"]
+    as_table = runner.invoke(main, ["predict", str(onnx_model), str(image_folder / "a.jpg"), "--age", "9"])
+    assert "a.jpg (+ age/sex/site)" in as_table.output
+
+    table.write_text("image_id,localization\na,elbow\n")
+    bad = runner.invoke(main, [*one, "--metadata", str(table)])
+    assert bad.exit_code == 1 and f"{table}: a: unknown site 'elbow'" in bad.output
+    both = runner.invoke(main, [*one, "--metadata", str(table), "--age", "40"])
+    assert both.exit_code == 2 and "not both" in both.output
+    out_of_range = runner.invoke(main, [*one, "--age", "200"])
+    assert out_of_range.exit_code == 2

@@ -29,6 +29,7 @@ from service_helpers import encode, photo, run_without_keras
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError
+from skinpamper.metadata_model import PatientInfo
 from skinpamper.predict import Predictor
 from skinpamper.service.app import create_app
 from skinpamper.service.settings import ServeSettings, load_settings
@@ -86,6 +87,23 @@ def test_predict_one_and_several_images(
 
     several = client.post("/v1/predict", files=files(("a.jpg", jpeg_bytes), ("b.png", png_rgba_bytes)))
     assert [p["image"] for p in several.json()["predictions"]] == ["a.jpg", "b.png"]
+
+
+def test_patient_metadata_rides_as_query_parameters(
+    client: TestClient, predictor: Predictor, jpeg_bytes: bytes
+) -> None:
+    card = client.get("/v1/model").json()
+    assert card["metadata_model"]["sites"] == ["back", "face"] and card["metadata_model"]["sexes"] == ["male"]
+    patient = PatientInfo(age=70, sex="male", site="face")
+    response = client.post("/v1/predict?age=70&sex=male&site=face", files=files(("a.jpg", jpeg_bytes)))
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["predictions"]
+    (expected,) = predictor.predict([jpeg_bytes], patients=[patient])
+    assert item["with_metadata"] is True
+    np.testing.assert_allclose(list(item["probabilities"].values()), expected.probabilities, atol=1e-6)
+    bad_site = client.post("/v1/predict?site=elbow", files=files(("a.jpg", jpeg_bytes)))
+    assert bad_site.status_code == 422 and "unknown site 'elbow'" in bad_site.json()["detail"]
+    assert client.post("/v1/predict?age=-1", files=files(("a.jpg", jpeg_bytes))).status_code == 422
 
 
 def test_content_is_sniffed_whatever_the_name_says(client: TestClient, jpeg_bytes: bytes) -> None:
@@ -206,7 +224,7 @@ def test_page_docs_and_static_files(client: TestClient) -> None:
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "not a diagnosis" in page.text and 'name="viewport"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert 'fetch("/v1/predict"' in client.get("/static/app.js").text
+    assert "fetch(`/v1/predict${patientQuery()}`" in client.get("/static/app.js").text
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]

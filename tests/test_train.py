@@ -210,3 +210,35 @@ def test_history_plot_shows_train_and_validation_mean_recall(finished_run: Run) 
     fig = plot_history(pd.read_csv(finished_run.file("history.csv")))
     panel = next(ax for ax in fig.axes if ax.get_title() == "Balanced accuracy (mean recall)")
     assert [line.get_label() for line in panel.lines] == ["train", "validation"]
+
+
+def test_metadata_model_is_fitted_on_the_training_split_and_scored(dataset: Dataset, tmp_path) -> None:
+    """Age, sex and site that tell the classes apart: fitted on training images only, and the fused
+    scores sit beside the image-only ones."""
+    sites = np.array(["face", "back", "trunk", "hand", "foot", "scalp", "neck"])
+    meta = dataset.meta.copy()
+    meta["localization"] = sites[dataset.labels]
+    meta["age"] = 30.0 + 5 * dataset.labels
+    meta["sex"] = np.where(np.arange(len(meta)) % 2, "male", "female")
+    with_meta = Dataset(images=dataset.images, labels=dataset.labels, meta=meta, source="tiny+meta")
+    split = split_dataset(with_meta, CONFIG.val_fraction, CONFIG.test_fraction, CONFIG.seed)
+    run = Run.open(train(with_meta, split, CONFIG.replace(epochs=1), tmp_path / "run"))
+    model = run.metadata_model()
+    assert model is not None and model.n_train == len(split.train)
+    assert model.sites == tuple(sorted(sites)) and model.sexes == ("female", "male")
+    metrics = run.metrics()
+    for part in ("val", "test"):
+        fused = metrics["with_metadata"][part]
+        assert fused["n"] == metrics[part]["n"]
+        assert fused["balanced_accuracy"] > max(metrics[part]["balanced_accuracy"], 0.9)
+
+    # A run made before metadata models existed gets one when resumed, and is re-scored with it.
+    run.file("metadata_model.json").unlink()
+    run.write_metrics({part: metrics[part] for part in ("val", "test")})
+    resume(run.path, with_meta)
+    assert run.metadata_model() == model and run.metrics()["with_metadata"] == metrics["with_metadata"]
+
+
+def test_data_without_metadata_gives_a_run_without_a_metadata_model(finished_run: Run) -> None:
+    assert finished_run.metadata_model() is None
+    assert "with_metadata" not in finished_run.metrics()

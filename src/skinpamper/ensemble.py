@@ -26,7 +26,7 @@ from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.report import MEMBERS
 from skinpamper.run import BEST_MODEL, CONFIG, SPLIT, Run, RunState
-from skinpamper.train import resume, train, write_scores
+from skinpamper.train import resume, train, write_metadata_model, write_scores
 
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
@@ -89,6 +89,7 @@ def make_ensemble(run_dirs: Sequence[str | Path], out: str | Path, dataset: Data
         for member in runs
     ]
     write_json_atomic(run.file(MEMBERS), {"members": members})
+    write_metadata_model(run, dataset, split)
     run.save_model(model, BEST_MODEL)
     metrics = write_scores(run, model, dataset, split)
     score = metrics["val"]["balanced_accuracy"]

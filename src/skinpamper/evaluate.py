@@ -2,7 +2,9 @@
 
 Images go through exactly the run's preprocessing (same image size and fit at load, scaling inside the
 model). With `tta=True` each image is also scored as the mean over the 8 flips/rotations of the square,
-and both sets of figures are kept so the report can show the difference. The evaluated images and
+and both sets of figures are kept so the report can show the difference. Where the run has a metadata
+model and the images have age, sex or site, a third set scores the (TTA when run) probabilities,
+calibrated, combined with what the metadata says (`metadata_model`). The evaluated images and
 Grad-CAM maps of a few examples travel with the result, so the report needs neither data nor model.
 """
 
@@ -17,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from skinpamper.atomic import write_json_atomic, write_text_atomic
-from skinpamper.calibration import temperature_effect
+from skinpamper.calibration import apply_temperature, temperature_effect
 from skinpamper.classes import CODES
 from skinpamper.clinical import clinical_metrics
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.explain import gradcam, gradcam_examples
+from skinpamper.metadata_model import fuse
 from skinpamper.run import Run
 from skinpamper.train import predict_probs
 from skinpamper.tta import predict_tta
@@ -43,6 +46,8 @@ class Evaluation:
     probs_tta: np.ndarray | None = None
     metrics_tta: dict[str, Any] | None = None
     calibration: dict[str, float] | None = None  # the run's temperature and its effect on this set
+    probs_metadata: np.ndarray | None = None  # reported probs, calibrated, times the metadata evidence
+    metrics_metadata: dict[str, Any] | None = None
     images: np.ndarray | None = None  # the evaluated images (uint8), for the report's image figures
     gradcam_rows: np.ndarray | None = None  # rows of `images` explained by Grad-CAM
     gradcam_maps: np.ndarray | None = None  # their heatmaps (single view, predicted class)
@@ -92,6 +97,17 @@ def evaluate(
         probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
         metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
     temperature = run.temperature()
+    probs_metadata = metrics_metadata = None
+    metadata = run.metadata_model()
+    evidence = None if metadata is None else metadata.log_likelihood(images.meta, dataset.source)
+    if evidence is not None and evidence.any():
+        reported = probs if probs_tta is None else probs_tta
+        probs_metadata = fuse(
+            reported if temperature is None else apply_temperature(reported, temperature), evidence
+        )
+        metrics_metadata = clinical_metrics(
+            images.labels, probs_metadata, lesions, n_boot=n_boot, seed=config.seed
+        )
     rows = gradcam_examples(images.labels, probs) if explain else None
     return Evaluation(
         calibration=None if temperature is None else temperature_effect(images.labels, probs, temperature),
@@ -104,6 +120,8 @@ def evaluate(
         metrics=metrics,
         probs_tta=probs_tta,
         metrics_tta=metrics_tta,
+        probs_metadata=probs_metadata,
+        metrics_metadata=metrics_metadata,
         images=images.images,
         gradcam_rows=rows,
         gradcam_maps=None if rows is None else gradcam(model, images.images[rows]),
@@ -111,12 +129,18 @@ def evaluate(
 
 
 def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
-    """One row per image: id, true class, predicted class, and the probability of every class."""
+    """One row per image: id, true class, predicted class and every class's probability, then the same
+    with metadata where it was used."""
     probs = evaluation.reported_probs
     table = pd.DataFrame(probs, columns=[f"p_{c}" for c in CODES])
     table.insert(0, "predicted", [CODES[i] for i in probs.argmax(axis=1)])
     table.insert(0, "true", [CODES[i] for i in evaluation.y_true])
     table.insert(0, "image_id", evaluation.image_ids)
+    if evaluation.probs_metadata is not None:
+        fused = evaluation.probs_metadata
+        table["predicted_with_metadata"] = [CODES[i] for i in fused.argmax(axis=1)]
+        for column, code in enumerate(CODES):
+            table[f"with_metadata_{code}"] = fused[:, column]
     return table
 
 
@@ -130,6 +154,7 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
         "part": evaluation.part,
         "plain": evaluation.metrics,
         "tta": evaluation.metrics_tta,
+        "with_metadata": evaluation.metrics_metadata,
         "calibration": evaluation.calibration,
     }
     buffer = io.StringIO()

@@ -40,6 +40,7 @@ from skinpamper.report import (
 )
 
 TTA_NAME = "8-view TTA"
+METADATA_NAME = "with age, sex, site"
 PER_CLASS = (  # key in clinical_metrics' per_class, column heading, shown as a percentage
     ("sensitivity", "sensitivity", True),
     ("specificity", "specificity", True),
@@ -55,6 +56,8 @@ def _variants(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     variants = {"plain": evaluation.metrics}
     if evaluation.metrics_tta is not None:
         variants[TTA_NAME] = evaluation.metrics_tta
+    if evaluation.metrics_metadata is not None:
+        variants[METADATA_NAME] = evaluation.metrics_metadata
     return variants
 
 
@@ -116,9 +119,14 @@ def _headline_table(variants: dict[str, dict[str, Any]]) -> Table:
     intervals = f"Brackets: bootstrap 95% interval ({n_boot:,} resamples). " if n_boot else "No bootstrap. "
     tta = (
         "TTA averages the probabilities of the 8 flips and rotations of each image."
-        if len(variants) > 1
+        if TTA_NAME in variants
         else "Test-time augmentation was not run (skinpamper evaluate --tta)."
     )
+    if METADATA_NAME in variants:
+        tta += (
+            f" '{METADATA_NAME}' multiplies the calibrated{' TTA' if TTA_NAME in variants else ''} "
+            "probabilities by what the run's metadata model (fitted on its training split) says."
+        )
     return Table("Metrics", ("metric", *variants), tuple(rows), "l" + "r" * len(variants), intervals + tta)
 
 

@@ -1,9 +1,11 @@
 """Predictor: load a model once, from a run folder (Keras) or its ONNX export, and predict many images.
 
 Every image goes through exactly the training preprocessing (`imaging.load_image` at the run's size and
-fit; the model rescales inside), optionally the 8-view TTA, then the run's temperature. The ONNX path
-imports onnxruntime and nothing of Keras or TensorFlow, so `pip install 'skinpamper[serve]'` can run it;
-what it needs to know about the run (size, fit, temperature, metrics) travels inside the ONNX file.
+fit; the model rescales inside), optionally the 8-view TTA, then the run's temperature, then, when the
+caller gives the patient's age, sex or site and the run has a metadata model, Bayes' rule with what
+they say (`metadata_model`). The ONNX path imports onnxruntime and nothing of Keras or TensorFlow, so
+`pip install 'skinpamper[serve]'` can run it; what it needs to know about the run (size, fit,
+temperature, metadata model, metrics) travels inside the ONNX file.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.calibration import apply_temperature
 from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError, ImageError
 from skinpamper.imaging import FITS, MAX_PIXELS, load_image
+from skinpamper.metadata_model import MetadataModel, PatientInfo, fuse, metadata_frame
 from skinpamper.tta import predict_tta
 
 if TYPE_CHECKING:
@@ -44,9 +48,14 @@ class ModelCard:
     temperature: float | None  # fitted on the validation split; None: probabilities are uncalibrated
     metrics: dict[str, Any] = field(default_factory=dict)  # test-split summary; empty when not recorded
     classes: tuple[str, ...] = CODES
+    metadata_model: dict[str, Any] | None = None  # MetadataModel.to_dict(); None: images only
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "classes": list(self.classes)}
+
+    @property
+    def uses_metadata(self) -> bool:
+        return self.metadata_model is not None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -61,6 +70,8 @@ class ModelCard:
             raise ConfigError(
                 f"{source}: unknown fit {card.fit!r} in the model metadata; expected one of {FITS}"
             )
+        if card.metadata_model is not None:
+            MetadataModel.from_dict(card.metadata_model, source)  # refuse a malformed one at load time
         return card
 
 
@@ -74,6 +85,7 @@ class Prediction:
     tta: bool
     model_id: str
     note: str = NOT_A_DIAGNOSIS
+    with_metadata: bool = False  # the patient's age, sex or site were combined with the image
 
     @property
     def top_class(self) -> str:
@@ -94,6 +106,7 @@ class Prediction:
             "top_k": [{"class": code, "probability": p} for code, p in self.top_k(k)],
             "calibrated": self.calibrated,
             "tta": self.tta,
+            "with_metadata": self.with_metadata,
             "model_id": self.model_id,
             "note": self.note,
         }
@@ -114,6 +127,10 @@ class Predictor:
         self.engine, self.card, self.backend = engine, card, backend
         self.tta, self.max_pixels = tta, max_pixels
         self.model = model  # the Keras model behind a run folder, for Grad-CAM; None for ONNX
+        card_metadata = card.metadata_model
+        self.metadata = (
+            None if card_metadata is None else MetadataModel.from_dict(card_metadata, card.model_id)
+        )
 
     @classmethod
     def load(
@@ -147,16 +164,58 @@ class Predictor:
         probs = np.asarray(probs, dtype=np.float64)
         return probs if self.card.temperature is None else apply_temperature(probs, self.card.temperature)
 
-    def predict_arrays(self, images_uint8: np.ndarray, names: Sequence[str]) -> list[Prediction]:
-        """Predictions for images already decoded to the model's input size."""
+    def check_patients(
+        self,
+        infos: Sequence[PatientInfo | None],
+        source: str = "patient metadata",
+        names: Sequence[str] | None = None,
+    ) -> pd.DataFrame | None:
+        """The metadata table of `infos`, None if none knows anything; refused for a model without a
+        metadata model, and for values the model never saw, so nothing is ignored silently."""
+        if all(info is None or info == PatientInfo() for info in infos):
+            return None
+        if self.metadata is None:
+            raise ConfigError(
+                f"model {self.card.model_id} was trained without age, sex and site (its data had none); "
+                "predict from the image alone"
+            )
+        patients = metadata_frame(list(infos), None if names is None else list(names))
+        self._evidence(patients, source)
+        return patients
+
+    def _evidence(self, patients: pd.DataFrame, source: str = "patient metadata") -> np.ndarray:
+        if self.metadata is None:
+            raise ConfigError(f"model {self.card.model_id} has no metadata model")
+        return self.metadata.log_likelihood(patients, source)
+
+    def predict_arrays(
+        self, images_uint8: np.ndarray, names: Sequence[str], patients: Sequence[PatientInfo | None] = ()
+    ) -> list[Prediction]:
+        """Predictions for images already decoded to the model's input size, with each one's metadata
+        when `patients` is given (one entry per image, None where unknown)."""
+        table = self.check_patients(patients, names=names) if patients else None
         probs = self.probabilities(images_uint8)
+        used = np.zeros(len(probs), dtype=bool)
+        if table is not None:
+            evidence = self._evidence(table)
+            probs, used = fuse(probs, evidence), evidence.any(axis=1)
         return [
-            Prediction(name, tuple(float(p) for p in row), self.calibrated, self.tta, self.card.model_id)
-            for name, row in zip(names, probs, strict=True)
+            Prediction(
+                name,
+                tuple(float(p) for p in row),
+                self.calibrated,
+                self.tta,
+                self.card.model_id,
+                with_metadata=u,
+            )
+            for name, row, u in zip(names, probs, used.tolist(), strict=True)
         ]
 
     def predict(
-        self, sources: Sequence[Path | bytes], names: Sequence[str] | None = None
+        self,
+        sources: Sequence[Path | bytes],
+        names: Sequence[str] | None = None,
+        patients: Sequence[PatientInfo | None] = (),
     ) -> list[Prediction]:
         """Decode and predict several images as one batch; an unreadable one raises ImageError."""
         if not sources:
@@ -165,10 +224,18 @@ class Predictor:
             names = [str(s) if isinstance(s, Path) else f"image {i + 1}" for i, s in enumerate(sources)]
         labels = list(names)
         images = np.stack([self.load_image(s, n) for s, n in zip(sources, labels, strict=True)])
-        return self.predict_arrays(images, labels)
+        return self.predict_arrays(images, labels, patients)
 
-    def predict_files(self, paths: Sequence[Path], batch_size: int = 64) -> Iterator[Prediction | ImageError]:
-        """Predict files in batches, in order; an unreadable file yields its ImageError instead."""
+    def predict_files(
+        self, paths: Sequence[Path], batch_size: int = 64, patients: dict[Path, PatientInfo] | None = None
+    ) -> Iterator[Prediction | ImageError]:
+        """Predict files in batches, in order; an unreadable file yields its ImageError instead.
+
+        `patients` maps a file to its metadata; files not in it are predicted from the image alone.
+        """
+        patients = patients or {}
+        # A bad value fails before any image is read.
+        self.check_patients(list(patients.values()), names=[str(path) for path in patients])
         for start in range(0, len(paths), batch_size):
             decoded: list[tuple[int, np.ndarray]] = []
             results: list[Prediction | ImageError | None] = []
@@ -180,8 +247,10 @@ class Predictor:
                     results.append(exc)
             if decoded:
                 batch = np.stack([image for _, image in decoded])
-                names = [str(paths[start + i]) for i, _ in decoded]
-                for (i, _), prediction in zip(decoded, self.predict_arrays(batch, names), strict=True):
+                files = [paths[start + i] for i, _ in decoded]
+                infos = [patients.get(path) for path in files] if patients else []
+                predictions = self.predict_arrays(batch, [str(f) for f in files], infos)
+                for (i, _), prediction in zip(decoded, predictions, strict=True):
                     results[i] = prediction
             yield from (r for r in results if r is not None)
 
@@ -211,14 +280,21 @@ def run_card(run: Run) -> ModelCard:
     from skinpamper.run import BEST_MODEL, METRICS
 
     config = run.config()
-    test = run.metrics().get("test", {}) if run.file(METRICS).exists() else {}
+    recorded = run.metrics() if run.file(METRICS).exists() else {}
+    test = recorded.get("test", {})
+    summary = {key: test[key] for key in _SUMMARY_KEYS if key in test}
+    if "with_metadata" in recorded:
+        fused = recorded["with_metadata"]["test"]
+        summary["with_metadata"] = {key: fused[key] for key in _SUMMARY_KEYS if key in fused}
+    metadata = run.metadata_model()
     return ModelCard(
         model_id=f"{config.model}-{file_digest(run.file(BEST_MODEL))}",
         architecture=config.model,
         image_size=config.image_size,
         fit=config.fit,
         temperature=run.temperature(),
-        metrics={key: test[key] for key in _SUMMARY_KEYS if key in test},
+        metrics=summary,
+        metadata_model=None if metadata is None else metadata.to_dict(),
     )
 
 

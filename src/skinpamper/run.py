@@ -8,8 +8,11 @@
     model.keras       the best epoch by validation balanced accuracy
     last.keras        the last finished epoch, optimizer state included, for resume
     state.json        last finished epoch, best epoch and score, whether it stopped early
-    metrics.json      {"val": ..., "test": ...} of model.keras, written when training ends
+    metrics.json      {"val": ..., "test": ...} of model.keras, written when training ends, plus
+                      "with_metadata" (the same two with age, sex and site added) when it has them
     calibration.json  temperature fitted on the validation split, ECE and Brier before/after
+    metadata_model.json  what age, sex and site say about the class, fitted on the training split
+                      (absent when the data has no such metadata)
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never leaves a
 half-written file; state.json is written last in each epoch and is what resume trusts.
@@ -36,10 +39,11 @@ from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
+from skinpamper.metadata_model import MetadataModel
 
 CONFIG, SPLIT, DATASET, ENVIRONMENT = "config.json", "split.json", "dataset.json", "environment.json"
 HISTORY, STATE, METRICS = "history.csv", "state.json", "metrics.json"
-CALIBRATION = "calibration.json"
+CALIBRATION, METADATA_MODEL = "calibration.json", "metadata_model.json"
 BEST_MODEL, LAST_MODEL = "model.keras", "last.keras"
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
@@ -167,6 +171,16 @@ class Run:
         """T to apply to the best model's probabilities at prediction time (None: leave them as they are)."""
         record = self.calibration()
         return None if record is None else float(record["temperature"])
+
+    def write_metadata_model(self, model: MetadataModel) -> None:
+        write_json_atomic(self.file(METADATA_MODEL), model.to_dict())
+
+    def metadata_model(self) -> MetadataModel | None:
+        """The run's age/sex/site model; None for data without such metadata, or runs made before it."""
+        path = self.file(METADATA_MODEL)
+        if not path.exists():
+            return None
+        return MetadataModel.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
 
     def write_dataset_info(self, dataset: Dataset, split: Split, config: TrainConfig) -> None:
         write_json_atomic(self.file(DATASET), dataset_info(dataset, split, config))

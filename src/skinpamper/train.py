@@ -3,7 +3,8 @@
 Each finished epoch is scored on the validation part (balanced accuracy and per-class recall), logged to
 history.csv, saved as last.keras for resume and, when it beats the best so far, as model.keras. With
 `patience` set, training stops after that many epochs without improvement, in the schedule's second
-half only. The best model is then scored on validation and test.
+half only. The best model is then scored on validation and test, by itself and, where the data records
+age, sex and site, combined with a metadata model fitted on the training split before the first epoch.
 
 The library never prints: progress reaches the caller through the Keras callbacks it passes in, which
 see the validation figures in `logs` because the run's own recorder runs first.
@@ -19,18 +20,27 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from skinpamper.calibration import calibration_record
+from skinpamper.calibration import apply_temperature, calibration_record
 from skinpamper.classes import CODES
 from skinpamper.config import TrainConfig
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
 from skinpamper.losses import LogitAdjustedCrossEntropy, log_prior
+from skinpamper.metadata_model import fit_metadata_model, fuse
 from skinpamper.metrics import classification_metrics
 from skinpamper.models import check_width, create_model
 from skinpamper.pipeline import TrainData, make_eval_dataset, make_train_dataset
 from skinpamper.precision import float32_copy, precision_scope, resolve_precision
-from skinpamper.run import BEST_MODEL, LAST_MODEL, Run, RunState, restore_seed_states, seed_states
+from skinpamper.run import (
+    BEST_MODEL,
+    LAST_MODEL,
+    METADATA_MODEL,
+    Run,
+    RunState,
+    restore_seed_states,
+    seed_states,
+)
 
 TRAIN_SCORED = 2000  # training images scored per epoch for the train/validation mean-recall curves
 EVAL_BATCH = 256  # inference only: larger batches are faster and do not change the predictions
@@ -184,7 +194,13 @@ def _fit_and_finish(
     config: TrainConfig,
     callbacks: Sequence[keras.callbacks.Callback],
 ) -> Path:
-    """Continue from the run's state to the last epoch (or an early stop), then write metrics.json."""
+    """Continue from the run's state to the last epoch (or an early stop), then write metrics.json.
+
+    The metadata model is fitted first, so bad metadata fails before any epoch; a run made before
+    metadata models existed gets one when resumed.
+    """
+    if not run.file(METADATA_MODEL).exists():
+        write_metadata_model(run, dataset, split)
     state = run.state()
     if state.epoch < config.epochs and not state.stopped_early:
         data = _train_data(dataset, split, config, start_epoch=state.epoch)
@@ -209,15 +225,31 @@ def _fit_and_finish(
     return run.path
 
 
+def write_metadata_model(run: Run, dataset: Dataset, split: Split) -> None:
+    """metadata_model.json from the training split's age, sex and site, when the data records them."""
+    train_meta = dataset.meta.iloc[split.train].reset_index(drop=True)
+    model = fit_metadata_model(train_meta, dataset.labels[split.train], dataset.source)
+    if model is not None:
+        run.write_metadata_model(model)
+
+
 def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -> dict[str, dict]:
     """metrics.json (val and test) and calibration.json of the run's final `model`; returns the metrics."""
     parts = {"val": split.val, "test": split.test}
     probs = {part: predict_probs(model, dataset.images[idx]) for part, idx in parts.items()}
     labels = {"val": dataset.labels[split.val], "test": dataset.labels[split.test]}
-    metrics = {part: classification_metrics(labels[part], probs[part]) for part in probs}
-    run.write_metrics(metrics)
+    metrics: dict[str, dict] = {part: classification_metrics(labels[part], probs[part]) for part in probs}
     # Calibrated on validation images only: the test split stays untouched for honest figures.
-    run.write_calibration(calibration_record(probs["val"], labels["val"], fitted_on="val"))
+    calibration = calibration_record(probs["val"], labels["val"], fitted_on="val")
+    metadata = run.metadata_model()
+    if metadata is not None:
+        metrics["with_metadata"] = {}
+        for part, idx in parts.items():
+            calibrated = apply_temperature(probs[part], calibration["temperature"])
+            evidence = metadata.log_likelihood(dataset.meta.iloc[idx].reset_index(drop=True), dataset.source)
+            metrics["with_metadata"][part] = classification_metrics(labels[part], fuse(calibrated, evidence))
+    run.write_metrics(metrics)
+    run.write_calibration(calibration)
     return metrics
 
 
@@ -246,7 +278,7 @@ def resume(run_dir: str | Path, dataset: Dataset, callbacks: Sequence[keras.call
     """Continue a run from its last finished epoch with its own config and split; history is kept.
 
     `dataset` must hold the run's image ids (the same source, loaded at the run's image size). A run
-    that already finished is only re-scored.
+    that already finished is only re-scored (and given a metadata model if it was made without one).
     """
     run = Run.open(run_dir)
     config = run.config()

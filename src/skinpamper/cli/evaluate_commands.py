@@ -65,7 +65,12 @@ def evaluate_command(
     evaluation = evaluate(run_dir, dataset, part, external=bool(data), tta=tta, n_boot=bootstrap)
     folder = write_evaluation(evaluation, out)
     report, summary = write_evaluation_report(evaluation, folder)
-    for name, metrics in (("plain", evaluation.metrics), ("8-view TTA", evaluation.metrics_tta)):
+    scorings = (
+        ("plain", evaluation.metrics),
+        ("8-view TTA", evaluation.metrics_tta),
+        ("with age, sex, site", evaluation.metrics_metadata),
+    )
+    for name, metrics in scorings:
         if metrics is None:
             continue
         ci = metrics["ci95"]["balanced_accuracy"]

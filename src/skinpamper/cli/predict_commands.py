@@ -37,29 +37,64 @@ OUTPUT_FORMATS = ("table", "json", "csv")
     "--tta/--no-tta", default=True, show_default=True, help="Average the 8 flips/rotations of each image."
 )
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images per batch.")
+@click.option("--age", type=click.FloatRange(0, 120), help="Patient's age in years (applies to every image).")
+@click.option("--sex", help="Patient's sex, e.g. female or male (applies to every image).")
+@click.option("--site", help="Body site as the training data names it, e.g. back, face (every image).")
+@click.option(
+    "--metadata",
+    "metadata_csv",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV of image_id, age, sex, localization (HAM10000's columns); image_id is the file name "
+    "without extension.",
+)
 def predict_command(
-    model_path: str, images: tuple[str, ...], fmt: str, top_k: int, tta: bool, batch_size: int
+    model_path: str,
+    images: tuple[str, ...],
+    fmt: str,
+    top_k: int,
+    tta: bool,
+    batch_size: int,
+    age: float | None,
+    sex: str | None,
+    site: str | None,
+    metadata_csv: str | None,
 ) -> None:
     """Class probabilities for JPEG/PNG images (any size or mode), preprocessed as in training.
 
     Folders are searched recursively for .jpg/.jpeg/.png. Probabilities use the run's temperature
-    (fitted on its validation split) when it has one. An unreadable image is reported on stderr and
-    the exit status is 1; the others are still predicted.
+    (fitted on its validation split) when it has one. Given the patient's age, sex or body site
+    (--age/--sex/--site, or --metadata for many patients), a run trained on data that records them
+    combines them with the image; images without them are predicted from the image alone. An
+    unreadable image is reported on stderr and the exit status is 1; the others are still predicted.
 
     \b
     Examples:
       skinpamper predict runs/seed photo.jpg
+      skinpamper predict runs/seed photo.jpg --age 65 --sex male --site face
       skinpamper predict runs/seed/model.onnx photos/ --format csv --no-tta > predictions.csv
+      skinpamper predict runs/seed photos/ --metadata HAM10000_metadata.csv
     """
+    from pathlib import Path
+
     from skinpamper.errors import ConfigError
+    from skinpamper.metadata_model import PatientInfo, read_patient_table
     from skinpamper.predict import Predictor, find_images
 
+    if metadata_csv and (age is not None or sex or site):
+        raise click.UsageError("give --metadata or --age/--sex/--site, not both")
     paths = find_images(images)
     if not paths:
         raise ConfigError(f"{', '.join(images)}: no .jpg, .jpeg or .png files found")
     predictor = Predictor.load(model_path, tta=tta)
+    patients: dict[Path, PatientInfo] = {}
+    if metadata_csv:
+        table = read_patient_table(Path(metadata_csv))
+        patients = {path: table[path.stem] for path in paths if path.stem in table}
+        predictor.check_patients(list(table.values()), source=metadata_csv, names=list(table))
+    elif age is not None or sex or site:
+        patients = dict.fromkeys(paths, PatientInfo(age, sex, site))
     predictions, failures = [], 0
-    for result in predictor.predict_files(paths, batch_size):
+    for result in predictor.predict_files(paths, batch_size, patients):
         if isinstance(result, Exception):
             click.echo(f"skipped: {result}", err=True)
             failures += 1
@@ -77,8 +112,12 @@ def _model_line(predictor: Predictor) -> str:
     return f"model {card.model_id} ({predictor.backend}), {calibration}, {views}"
 
 
+def _image_label(prediction: Prediction) -> str:
+    return prediction.image + (" (+ age/sex/site)" if prediction.with_metadata else "")
+
+
 def _table(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
-    rows = [[p.image, *(f"{code} {prob:.3f}" for code, prob in p.top_k(top_k))] for p in predictions]
+    rows = [[_image_label(p), *(f"{code} {prob:.3f}" for code, prob in p.top_k(top_k))] for p in predictions]
     header = ["image", *(f"#{rank}" for rank in range(1, top_k + 1))]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -109,6 +148,7 @@ def _csv(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str
             "top_k",
             "calibrated",
             "tta",
+            "with_metadata",
             "model_id",
             "note",
         ]
@@ -124,6 +164,7 @@ def _csv(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str
                 ranked,
                 p.calibrated,
                 p.tta,
+                p.with_metadata,
                 p.model_id,
                 p.note,
             ]

@@ -27,7 +27,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from skinpamper import NOT_A_DIAGNOSIS, __version__
 from skinpamper.classes import CLASSES, CODES
-from skinpamper.errors import ImageError
+from skinpamper.errors import ImageError, SkinPamperError
+from skinpamper.metadata_model import MAX_AGE, PatientInfo
 from skinpamper.predict import Prediction, Predictor
 from skinpamper.service.schemas import ErrorBody, ModelInfo, PredictResponse, Status
 from skinpamper.service.settings import ServeSettings, load_settings
@@ -152,12 +153,29 @@ def _add_predict_route(
     @app.post(
         "/v1/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=_multipart_body(True)
     )
-    async def predict(request: Request) -> Response:
-        """Class probabilities for one or several images (multipart field `files`, JPEG or PNG)."""
+    async def predict(
+        request: Request,
+        age: Annotated[float | None, Query(ge=0, le=MAX_AGE, description="patient's age, years")] = None,
+        sex: Annotated[str | None, Query(max_length=40, description="e.g. female, male")] = None,
+        site: Annotated[str | None, Query(max_length=40, description="body site, e.g. back, face")] = None,
+    ) -> Response:
+        """Class probabilities for one or several images (multipart field `files`, JPEG or PNG).
+
+        With `age`, `sex` or `site` (one patient for every image sent) and a model whose training data
+        recorded them, they are combined with each image; the model card lists the values it knows.
+        """
+        patient = PatientInfo(age, sex, site)
+        try:
+            predictor.check_patients([patient])
+        except SkinPamperError as exc:
+            raise HTTPException(422, str(exc)) from None
         uploads = await read_uploads(request, settings.max_upload_bytes, settings.max_files)
         for upload in uploads:
             check_image(upload, settings.max_pixels)
-        predictions, timing = await anyio.to_thread.run_sync(_predict, predictor, uploads, limiter=limiter)
+        patients = [patient] * len(uploads) if patient != PatientInfo() else []
+        predictions, timing = await anyio.to_thread.run_sync(
+            _predict, predictor, uploads, patients, limiter=limiter
+        )
         body = {
             "model_id": predictor.card.model_id,
             "note": NOT_A_DIAGNOSIS,
@@ -168,11 +186,13 @@ def _add_predict_route(
         return Response(json.dumps(body), media_type="application/json", headers={"Server-Timing": timing})
 
 
-def _predict(predictor: Predictor, uploads: list[Upload]) -> tuple[list[Prediction], str]:
+def _predict(
+    predictor: Predictor, uploads: list[Upload], patients: list[PatientInfo]
+) -> tuple[list[Prediction], str]:
     start = perf_counter()
     images = np.stack([_decode(predictor, upload) for upload in uploads])
     decoded = perf_counter()
-    predictions = predictor.predict_arrays(images, [upload.filename for upload in uploads])
+    predictions = predictor.predict_arrays(images, [upload.filename for upload in uploads], patients)
     done = perf_counter()
     return predictions, f"decode;dur={(decoded - start) * 1e3:.3f}, predict;dur={(done - decoded) * 1e3:.3f}"
 

@@ -20,6 +20,7 @@ class ImagePrediction(BaseModel):
     top_k: list[ClassProbability]
     calibrated: bool = Field(description="probabilities use the temperature fitted on the run's val split")
     tta: bool
+    with_metadata: bool = Field(description="the patient's age, sex or site were combined with the image")
     model_id: str
     note: str
 
@@ -48,6 +49,10 @@ class ModelInfo(BaseModel):
     tta: bool
     gradcam: bool = Field(description="POST /v1/explain is available (needs the Keras run folder)")
     metrics: dict[str, Any] = Field(description="the run's test-split summary, as in metrics.json")
+    metadata_model: dict[str, Any] | None = Field(
+        description="age/sex/site model fitted on the run's training split (its sexes and sites are the "
+        "values /v1/predict accepts); null: images only"
+    )
     note: str
 
 

@@ -1,6 +1,7 @@
 // The page's only script: send one image to /v1/predict, draw the probabilities as bars, and, where the
 // server has the Keras model, fetch a Grad-CAM overlay from /v1/explain. User text is set with
-// textContent only, never as HTML.
+// textContent only, never as HTML. Where the model knows age, sex and body site, the optional patient
+// fields are offered with the values its training data used, and sent as query parameters.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let model = null;
@@ -20,6 +21,21 @@ async function loadModel() {
   const calibration = model.calibrated ? "calibrated on the run's validation split" : "uncalibrated";
   $("model").textContent = `Model ${model.model_id} (${model.architecture}, ${model.image_size} px, ` +
     `${model.backend}), ${calibration}.`;
+  if (model.metadata_model) {
+    for (const [id, values] of [["sex", model.metadata_model.sexes], ["site", model.metadata_model.sites]]) {
+      for (const value of values) $(id).append(new Option(value, value));
+    }
+    show("patient", true);
+  }
+}
+
+function patientQuery() {
+  const query = new URLSearchParams();
+  for (const id of ["age", "sex", "site"]) {
+    if ($(id).value !== "") query.set(id, $(id).value);
+  }
+  const text = query.toString();
+  return text ? `?${text}` : "";
 }
 
 function drawBars(prediction) {
@@ -54,7 +70,8 @@ function drawBars(prediction) {
   const top = names.get(prediction.top_class);
   $("top").textContent = `Most probable: ${top.name} (${prediction.top_class})`;
   $("how").textContent = (prediction.calibrated ? "Calibrated probabilities" : "Uncalibrated probabilities") +
-    (prediction.tta ? ", averaged over 8 flips/rotations. " : ". ") + prediction.note;
+    (prediction.tta ? ", averaged over 8 flips/rotations" : "") +
+    (prediction.with_metadata ? ", combined with the patient's age, sex and site. " : ". ") + prediction.note;
 }
 
 async function drawOverlay(form, prediction) {
@@ -86,7 +103,7 @@ async function send(file) {
   form.append("files", file, file.name);
   try {
     if (!model) await loadModel();
-    const response = await fetch("/v1/predict", { method: "POST", body: form });
+    const response = await fetch(`/v1/predict${patientQuery()}`, { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) return fail(`${response.status}: ${body.detail}`);
     $("preview").src = URL.createObjectURL(file);
