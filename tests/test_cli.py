@@ -80,6 +80,7 @@ def test_train_writes_run_with_report(ham_folder: Path, tmp_path: Path) -> None:
     for name in ("config.json", "model.keras", "history.csv", "split.json", "metrics.json", "report.html"):
         assert (out / name).is_file(), name
     assert "balanced accuracy" in result.output and "not a diagnosis" in result.output
+    assert "with age, sex, site: balanced accuracy" in result.output  # the fixture records them
     again = invoke("train", "--data", ham_folder, "--image-size", "28", "--epochs", "1", "--out", out)
     assert again.exit_code == 1 and "already" in again.output
 

@@ -159,3 +159,14 @@ def test_bad_metrics_write_nothing(run_dir) -> None:
     assert (run_dir / "report.html").read_text() == "old"
     assert not (run_dir / "summary.md").exists()
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run-1"]
+
+
+def test_metadata_scores_sit_beside_the_image_only_ones(run_dir) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["with_metadata"] = {"val": _part(20, 0.8), "test": _part(40, 0.85)}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    write_run_report(run_dir)
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "test + age, sex, site" in html and "85.0%" in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 1 + 2 * 2  # matrices of val and test only
+    assert "| test + age, sex, site | 40 | 85.0% |" in (run_dir / "summary.md").read_text(encoding="utf-8")

@@ -57,8 +57,11 @@ def read_history(path: Path) -> pd.DataFrame | None:
 
 
 def _metric_parts(path: Path, metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """The evaluated parts (val, test) of metrics.json, checked for every key the report reads."""
+    """The evaluated parts (val, test) of metrics.json, then the same with the patient's metadata where
+    the run has a metadata model, checked for every key the report reads."""
     parts = {name: metrics[name] for name in PARTS if metrics and name in metrics}
+    fused = (metrics or {}).get("with_metadata") or {}
+    parts.update({f"{name} + age, sex, site": fused[name] for name in PARTS if name in fused})
     for name, part in parts.items():
         missing = [key for key in METRIC_KEYS if key not in part]
         if missing:
@@ -252,7 +255,7 @@ def write_run_report(run_dir: Path) -> Path:
         history_figure=None if history is None else history_figure(history),
         members_table=members_table(members) if members else None,
         metrics_table=_metrics_table(parts) if parts else None,
-        confusion_figures=_confusion_figures(parts),
+        confusion_figures=_confusion_figures({name: parts[name] for name in PARTS if name in parts}),
     )
     markdown = _markdown(name, data, config, parts, len(members))
     write_files(run_dir, {"report.html": page.encode("utf-8"), "summary.md": markdown.encode("utf-8")})

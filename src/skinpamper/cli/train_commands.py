@@ -21,12 +21,19 @@ def echo_run_summary(run_dir: Path) -> None:
     from skinpamper.run import Run
 
     report = write_run_report(run_dir)
-    test = Run.open(run_dir).metrics()["test"]
+    metrics = Run.open(run_dir).metrics()
+    test = metrics["test"]
     recalls = "  ".join(f"{code} {value:.2f}" for code, value in test["per_class_recall"].items())
     click.echo(
         f"test ({test['n']} images): balanced accuracy {test['balanced_accuracy']:.3f}, "
         f"accuracy {test['accuracy']:.3f}"
     )
+    if "with_metadata" in metrics:
+        fused = metrics["with_metadata"]["test"]
+        click.echo(
+            f"with age, sex, site: balanced accuracy {fused['balanced_accuracy']:.3f}, "
+            f"accuracy {fused['accuracy']:.3f}"
+        )
     click.echo(f"recall per class: {recalls}")
     click.echo(f"run folder: {run_dir}\nreport: {report}")
     click.echo(NOT_A_DIAGNOSIS)
