@@ -112,3 +112,15 @@ def test_metadata_scores_the_calibrated_probabilities_times_the_evidence(
     external = evaluate(trained_run, load_dataset(labelled_folder, size=28), external=True, n_boot=0)
     assert external.metrics_metadata is None and external.probs_metadata is None  # labels.csv has none
     assert "with_metadata" not in pd.read_csv(write_evaluation(external, tmp_path / "x") / "predictions.csv")
+
+
+def test_an_external_set_naming_sites_otherwise_is_still_scored(trained_run: Path, ham_folder: Path) -> None:
+    meta_path = ham_folder / "HAM10000_metadata.csv"
+    meta = pd.read_csv(meta_path)
+    meta.loc[::4, "localization"] = "anterior torso"  # ISIC 2019's name for what HAM10000 calls trunk
+    meta.to_csv(meta_path, index=False)
+    evaluation = evaluate(
+        trained_run, load_dataset(ham_folder, size=28), external=True, n_boot=0, explain=False
+    )
+    assert evaluation.metrics["n"] == len(meta)
+    assert evaluation.metrics_metadata["unseen_values_ignored"] == {"sex": 0, "site": len(meta[::4])}

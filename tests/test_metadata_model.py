@@ -152,3 +152,16 @@ def test_errors_name_the_image_when_it_is_known(fitted: MetadataModel) -> None:
     meta = pd.DataFrame({"image_id": ["ISIC_7", "ISIC_8"], "age": [40, 300]})
     with pytest.raises(DataError, match="meta.csv: ISIC_8: age 300 is not"):
         fitted.log_likelihood(meta, "meta.csv")
+
+
+def test_scoring_a_labelled_set_counts_unseen_values_as_unknown(fitted: MetadataModel) -> None:
+    """A rare site missing from the training split, or another archive's names, must not stop an
+    evaluation: those values carry no evidence, and `unseen` says how many there were."""
+    meta = metadata_frame(
+        [PatientInfo(76, "male", "face"), PatientInfo(76, "male", "elbow"), PatientInfo(site="elbow")]
+    )
+    evidence = fitted.log_likelihood(meta, "external", strict=False)
+    age_and_sex = fitted.log_likelihood(metadata_frame([PatientInfo(76, "male")]), "external")[0]
+    np.testing.assert_allclose(evidence[1], age_and_sex)
+    assert not evidence[2].any()
+    assert fitted.unseen(meta) == {"sex": 0, "site": 2}

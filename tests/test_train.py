@@ -216,12 +216,13 @@ def test_metadata_model_is_fitted_on_the_training_split_and_scored(dataset: Data
     """Age, sex and site that tell the classes apart: fitted on training images only, and the fused
     scores sit beside the image-only ones."""
     sites = np.array(["face", "back", "trunk", "hand", "foot", "scalp", "neck"])
+    split = split_dataset(dataset, CONFIG.val_fraction, CONFIG.test_fraction, CONFIG.seed)
     meta = dataset.meta.copy()
     meta["localization"] = sites[dataset.labels]
+    meta.loc[split.test[0], "localization"] = "acral"  # a site the training split never shows
     meta["age"] = 30.0 + 5 * dataset.labels
     meta["sex"] = np.where(np.arange(len(meta)) % 2, "male", "female")
     with_meta = Dataset(images=dataset.images, labels=dataset.labels, meta=meta, source="tiny+meta")
-    split = split_dataset(with_meta, CONFIG.val_fraction, CONFIG.test_fraction, CONFIG.seed)
     run = Run.open(train(with_meta, split, CONFIG.replace(epochs=1), tmp_path / "run"))
     model = run.metadata_model()
     assert model is not None and model.n_train == len(split.train)

@@ -99,8 +99,12 @@ def evaluate(
     temperature = run.temperature()
     probs_metadata = metrics_metadata = None
     metadata = run.metadata_model()
-    evidence = None if metadata is None else metadata.log_likelihood(images.meta, dataset.source)
-    if evidence is not None and evidence.any():
+    # Not strict: a site the training split lacked, or another archive's naming, counts as unknown;
+    # how many values that hit is recorded beside the scores.
+    evidence = (
+        None if metadata is None else metadata.log_likelihood(images.meta, dataset.source, strict=False)
+    )
+    if metadata is not None and evidence is not None and evidence.any():
         reported = probs if probs_tta is None else probs_tta
         probs_metadata = fuse(
             reported if temperature is None else apply_temperature(reported, temperature), evidence
@@ -108,6 +112,7 @@ def evaluate(
         metrics_metadata = clinical_metrics(
             images.labels, probs_metadata, lesions, n_boot=n_boot, seed=config.seed
         )
+        metrics_metadata["unseen_values_ignored"] = metadata.unseen(images.meta)
     rows = gradcam_examples(images.labels, probs) if explain else None
     return Evaluation(
         calibration=None if temperature is None else temperature_effect(images.labels, probs, temperature),

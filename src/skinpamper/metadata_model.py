@@ -111,6 +111,10 @@ def _where(values: pd.Series, row: int) -> str:
     return f"row {label + 1}" if isinstance(label, int | np.integer) else str(label)
 
 
+def _unseen(cleaned: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
+    return pd.notna(cleaned) & ~np.isin(cleaned.astype(str), vocabulary)
+
+
 def read_ages(values: pd.Series, source: str) -> np.ndarray:
     """Ages in years as floats (NaN where not recorded); anything else raises DataError naming the row."""
     missing = pd.Series(_categories(values)).isna().to_numpy()
@@ -143,11 +147,16 @@ class MetadataModel:
     intercept: tuple[float, ...]  # (7,)
     n_train: int  # training images with any metadata
 
-    def encode(self, meta: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
-        """Features (N, F) and a mask of rows that know at least one field."""
+    def encode(self, meta: pd.DataFrame, source: str, strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Features (N, F) and a mask of rows that know at least one field.
+
+        `strict` refuses a sex or site the model never saw (a user's input: likely a typo); otherwise
+        such a value counts as unknown (a labelled set: a rare site may be missing from the training
+        split, another archive may name sites its own way; `unseen` counts them for the record).
+        """
         ages = read_ages(_column(meta, "age"), source)
-        sexes = self._known(_column(meta, "sex"), self.sexes, "sex", source)
-        sites = self._known(_column(meta, "localization"), self.sites, "site", source)
+        sexes = self._known(_column(meta, "sex"), self.sexes, "sex", source, strict)
+        sites = self._known(_column(meta, "localization"), self.sites, "site", source, strict)
         known_age = ~np.isnan(ages)
         band = np.minimum(np.nan_to_num(ages) // AGE_BAND, AGE_BANDS - 1)
         features = np.concatenate(
@@ -164,18 +173,32 @@ class MetadataModel:
         return features, known
 
     @staticmethod
-    def _known(values: pd.Series, vocabulary: tuple[str, ...], field: str, source: str) -> np.ndarray:
+    def _known(
+        values: pd.Series, vocabulary: tuple[str, ...], field: str, source: str, strict: bool
+    ) -> np.ndarray:
         cleaned = _categories(values)
-        bad = pd.notna(cleaned) & ~np.isin(cleaned.astype(str), vocabulary)
+        bad = _unseen(cleaned, vocabulary)
+        if not strict:
+            return np.where(bad, None, cleaned)
         known = ", ".join(vocabulary) or "none"
         _refuse_first(
             bad, values, source, f"unknown {field} {{value}}; this model knows {known} (or leave it empty)"
         )
         return cleaned
 
-    def log_likelihood(self, meta: pd.DataFrame, source: str) -> np.ndarray:
+    def unseen(self, meta: pd.DataFrame) -> dict[str, int]:
+        """How many sex and site values of `meta` the model never saw (non-strict scoring ignores them)."""
+        return {
+            field: int(_unseen(_categories(_column(meta, column)), vocabulary).sum())
+            for field, column, vocabulary in (
+                ("sex", "sex", self.sexes),
+                ("site", "localization", self.sites),
+            )
+        }
+
+    def log_likelihood(self, meta: pd.DataFrame, source: str, strict: bool = True) -> np.ndarray:
         """(N, 7) log q(class | metadata) up to a constant per row; zeros where nothing is known."""
-        features, known = self.encode(meta, source)
+        features, known = self.encode(meta, source, strict)
         logits = features @ np.asarray(self.coef).T + np.asarray(self.intercept)
         logits -= logits.mean(axis=1, keepdims=True)  # a constant per row changes nothing after softmax
         return np.where(known[:, None], logits, 0.0)

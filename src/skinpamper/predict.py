@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.calibration import apply_temperature
@@ -164,14 +163,17 @@ class Predictor:
         probs = np.asarray(probs, dtype=np.float64)
         return probs if self.card.temperature is None else apply_temperature(probs, self.card.temperature)
 
-    def check_patients(
+    def patient_evidence(
         self,
         infos: Sequence[PatientInfo | None],
         source: str = "patient metadata",
         names: Sequence[str] | None = None,
-    ) -> pd.DataFrame | None:
-        """The metadata table of `infos`, None if none knows anything; refused for a model without a
-        metadata model, and for values the model never saw, so nothing is ignored silently."""
+    ) -> np.ndarray | None:
+        """(N, 7) log-evidence of `infos` (zeros where nothing is known), None if none knows anything.
+
+        Refused for a model without a metadata model, and for a sex or site the model never saw, so
+        a user's metadata is never silently ignored.
+        """
         if all(info is None or info == PatientInfo() for info in infos):
             return None
         if self.metadata is None:
@@ -180,12 +182,6 @@ class Predictor:
                 "predict from the image alone"
             )
         patients = metadata_frame(list(infos), None if names is None else list(names))
-        self._evidence(patients, source)
-        return patients
-
-    def _evidence(self, patients: pd.DataFrame, source: str = "patient metadata") -> np.ndarray:
-        if self.metadata is None:
-            raise ConfigError(f"model {self.card.model_id} has no metadata model")
         return self.metadata.log_likelihood(patients, source)
 
     def predict_arrays(
@@ -193,11 +189,10 @@ class Predictor:
     ) -> list[Prediction]:
         """Predictions for images already decoded to the model's input size, with each one's metadata
         when `patients` is given (one entry per image, None where unknown)."""
-        table = self.check_patients(patients, names=names) if patients else None
+        evidence = self.patient_evidence(patients, names=names) if patients else None
         probs = self.probabilities(images_uint8)
         used = np.zeros(len(probs), dtype=bool)
-        if table is not None:
-            evidence = self._evidence(table)
+        if evidence is not None:
             probs, used = fuse(probs, evidence), evidence.any(axis=1)
         return [
             Prediction(
@@ -235,7 +230,7 @@ class Predictor:
         """
         patients = patients or {}
         # A bad value fails before any image is read.
-        self.check_patients(list(patients.values()), names=[str(path) for path in patients])
+        self.patient_evidence(list(patients.values()), names=[str(path) for path in patients])
         for start in range(0, len(paths), batch_size):
             decoded: list[tuple[int, np.ndarray]] = []
             results: list[Prediction | ImageError | None] = []

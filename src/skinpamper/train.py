@@ -246,7 +246,9 @@ def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -
         metrics["with_metadata"] = {}
         for part, idx in parts.items():
             calibrated = apply_temperature(probs[part], calibration["temperature"])
-            evidence = metadata.log_likelihood(dataset.meta.iloc[idx].reset_index(drop=True), dataset.source)
+            meta = dataset.meta.iloc[idx].reset_index(drop=True)
+            # Not strict: a rare site may be missing from the training split; it counts as unknown.
+            evidence = metadata.log_likelihood(meta, dataset.source, strict=False)
             metrics["with_metadata"][part] = classification_metrics(labels[part], fuse(calibrated, evidence))
     run.write_metrics(metrics)
     run.write_calibration(calibration)

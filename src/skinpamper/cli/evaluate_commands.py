@@ -81,6 +81,10 @@ def evaluate_command(
             f"{metrics['balanced_accuracy']:.3f}{interval}, accuracy {metrics['accuracy']:.3f}, "
             f"macro AUC {auc}"
         )
+    ignored = (evaluation.metrics_metadata or {}).get("unseen_values_ignored", {})
+    if any(ignored.values()):
+        counts = ", ".join(f"{n} {field}" for field, n in ignored.items() if n)
+        click.echo(f"metadata values the run's training split never had, counted as unknown: {counts}")
     for path in (folder / "metrics.json", folder / "predictions.csv", report, summary):
         click.echo(f"wrote {path}")
     click.echo(NOT_A_DIAGNOSIS)

@@ -90,7 +90,7 @@ def predict_command(
     if metadata_csv:
         table = read_patient_table(Path(metadata_csv))
         patients = {path: table[path.stem] for path in paths if path.stem in table}
-        predictor.check_patients(list(table.values()), source=metadata_csv, names=list(table))
+        predictor.patient_evidence(list(table.values()), source=metadata_csv, names=list(table))
     elif age is not None or sex or site:
         patients = dict.fromkeys(paths, PatientInfo(age, sex, site))
     predictions, failures = [], 0

@@ -166,7 +166,7 @@ def _add_predict_route(
         """
         patient = PatientInfo(age, sex, site)
         try:
-            predictor.check_patients([patient])
+            predictor.patient_evidence([patient])
         except SkinPamperError as exc:
             raise HTTPException(422, str(exc)) from None
         uploads = await read_uploads(request, settings.max_upload_bytes, settings.max_files)
