@@ -134,6 +134,7 @@ def test_patient_table_reads_ham10000_metadata(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("image_id,age\nISIC_1,40\nISIC_1,41\n", "line 3: image_id ISIC_1 appears twice"),
+        ("image_id,age\nISIC_1,40\n,41\n", "line 3: empty image_id"),
         ("image_id,age\nISIC_1,old\n", "ISIC_1: age 'old' is not a number of years"),
         ("name,age\nISIC_1,40\n", "needs an image_id column and at least one of age, sex, localization"),
     ],

@@ -62,9 +62,11 @@ def read_patient_table(path: Path) -> dict[str, PatientInfo]:
     table = read_csv(path, dtype={"image_id": str, "sex": str, "localization": str})
     if "image_id" not in table.columns or not {"age", "sex", "localization"} & set(table.columns):
         raise DataError(f"{path}: needs an image_id column and at least one of age, sex, localization")
-    duplicated = table["image_id"].duplicated()
-    if duplicated.any():
-        row = int(duplicated.to_numpy().nonzero()[0][0])
+    empty, twice = table["image_id"].isna().to_numpy(), table["image_id"].duplicated().to_numpy()
+    if empty.any():
+        raise DataError(f"{path}: line {empty.argmax() + 2}: empty image_id")
+    if twice.any():
+        row = twice.argmax()
         raise DataError(f"{path}: line {row + 2}: image_id {table['image_id'].iloc[row]} appears twice")
     table = table.set_index(table["image_id"])
     ages = read_ages(_column(table, "age"), str(path))
