@@ -28,6 +28,13 @@ FULL_AUGMENT = {"rotation": 15.0, "zoom": 0.1, "translate": 0.05, **COLOUR}
 SEED = {**BEFORE, "model": "seed", "image_size": 28, "epochs": 25}
 COMPACT = {"model": "compact_cnn", "epochs": 25, "imbalance": "class_weight"}
 COMPACT_28 = {**BEFORE, **COMPACT, "image_size": 28}
+PATCH_64 = {
+    **COMPACT_28,
+    **NO_COLOUR_CONSTANCY,
+    "model": "patch_cnn",
+    "image_size": 64,
+    "imbalance": "logit_adjust",
+}
 RECIPES: dict[str, dict] = {
     # The notebook: its CNN, 25 epochs of Adam, augmentation against imbalance, no loss weighting.
     "seed-original": {**SEED, "imbalance": "none", "patience": 0, "augment": FULL_AUGMENT},
@@ -59,14 +66,10 @@ RECIPES: dict[str, dict] = {
     },
     # compact-28 trained with a random gain per colour channel (white balance), for other cameras.
     "compact-28-gain": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "augment": {"channel_gain": 0.2}},
-    # patch_cnn: compact_cnn's 28 px stages behind a 2x2 stride-2 stem, on 64 px photos.
-    "patch-64-la": {
-        **COMPACT_28,
-        **NO_COLOUR_CONSTANCY,
-        "model": "patch_cnn",
-        "image_size": 64,
-        "imbalance": "logit_adjust",
-    },
+    # patch_cnn: compact_cnn's 28 px stages behind a 2x2 stride-2 stem, on 64 px photos; then the same
+    # for twice the epochs (64 px images may hold more than 25 epochs can learn).
+    "patch-64-la": PATCH_64,
+    "patch-64-la-e50": {**PATCH_64, "epochs": 50},
     # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
     "compact-28-la": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust"},
     "compact-28-la-ens3": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust", "members": 3},
