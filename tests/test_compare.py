@@ -89,6 +89,10 @@ def test_command_prints_the_table_and_writes_csv_markdown_and_plot(trained_run: 
     assert csv["run"].tolist() == ["run", "other"]
     assert csv["model"].tolist() == ["compact_cnn", "resnet_small"]
     assert csv.loc[0, "test_images"] == test["n"]
+    fused = json.loads((trained_run / "metrics.json").read_text())["with_metadata"]["test"]
+    assert csv["balanced_accuracy_with_metadata"].tolist()[0] == pytest.approx(fused["balanced_accuracy"])
+    assert pd.isna(csv["balanced_accuracy_with_metadata"].tolist()[1])  # a run without a metadata model
+    assert f"{100 * fused['balanced_accuracy']:.1f}% | n/a |" in (out / "comparison.md").read_text()
     assert (out / "comparison.png").read_bytes().startswith(b"\x89PNG")
     assert "| balanced accuracy |" in (out / "comparison.md").read_text()
 

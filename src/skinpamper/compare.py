@@ -30,6 +30,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("train_minutes", "training minutes", ".1f"),
     ("test_images", "test images", ""),
     ("balanced_accuracy", "balanced accuracy", "%"),
+    ("balanced_accuracy_with_metadata", "balanced accuracy with age, sex, site", "%"),
     ("accuracy", "accuracy", "%"),
     ("macro_auc", "macro AUC", ".3f"),
     *((f"recall_{code}", f"recall {code}", "%") for code in CODES),
@@ -44,6 +45,7 @@ def _run_row(path: Path) -> dict[str, object]:
     if not isinstance(test, dict):
         raise ConfigError(f"{run.file(METRICS)}: no 'test' scores to compare")
     config, history = run.config(), run.history()
+    fused = run.metrics().get("with_metadata", {}).get("test", {})
     return {
         "model": config.model,
         "image_size": config.image_size,
@@ -51,6 +53,7 @@ def _run_row(path: Path) -> dict[str, object]:
         "train_minutes": sum(row.get("seconds", 0.0) for row in history) / 60,
         "test_images": test["n"],
         "balanced_accuracy": test["balanced_accuracy"],
+        "balanced_accuracy_with_metadata": fused.get("balanced_accuracy"),  # None: no metadata model
         "accuracy": test["accuracy"],
         "macro_auc": test.get("macro_auc"),
         **{f"recall_{code}": test["per_class_recall"].get(code) for code in CODES},
