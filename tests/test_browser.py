@@ -157,6 +157,14 @@ def test_patient_fields_are_sent_with_the_image(phone_page, onnx_model: Path, tm
         assert top.locator(".value").inner_text() == f"{100 * max(expected.probabilities):.1f}%"
         assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
+        phone_page.select_option("#site", "")  # changing a field predicts the same image again
+        phone_page.fill("#age", "")
+        phone_page.select_option("#sex", "")
+        phone_page.wait_for_function("!document.getElementById('how').textContent.includes('combined')")
+        (alone,) = predictor.predict([image])
+        top = phone_page.locator("#bars .bar").first
+        assert top.locator(".value").inner_text() == f"{100 * max(alone.probabilities):.1f}%"
+
 
 def test_patient_fields_stay_hidden_for_a_model_without_metadata(
     phone_page, served_run: Path, tmp_path: Path

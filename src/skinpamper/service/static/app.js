@@ -95,8 +95,13 @@ async function drawOverlay(form, prediction) {
   show("cam-figure", true);
 }
 
+let lastFile = null;  // re-sent when the patient fields change, so the bars follow them
+let sent = 0;  // requests made; an answer to any but the latest is dropped
+
 async function send(file) {
   if (!file) return;
+  lastFile = file;
+  const ticket = ++sent;
   show("error", false);
   $("status").textContent = `Predicting ${file.name}…`;
   const form = new FormData();
@@ -105,6 +110,7 @@ async function send(file) {
     if (!model) await loadModel();
     const response = await fetch(`/v1/predict${patientQuery()}`, { method: "POST", body: form });
     const body = await response.json();
+    if (ticket !== sent) return;
     if (!response.ok) return fail(`${response.status}: ${body.detail}`);
     $("preview").src = URL.createObjectURL(file);
     drawBars(body.predictions[0]);
@@ -117,6 +123,7 @@ async function send(file) {
 }
 
 $("file").addEventListener("change", (event) => send(event.target.files[0]));
+for (const id of ["age", "sex", "site"]) $(id).addEventListener("change", () => send(lastFile));
 const drop = $("drop");
 for (const type of ["dragenter", "dragover"]) {
   drop.addEventListener(type, (event) => { event.preventDefault(); drop.classList.add("over"); });
