@@ -275,8 +275,9 @@ def test_cli_takes_one_patient_or_a_metadata_csv(
     table.write_text("image_id,age,sex,localization\na,70,male,face\nzzz,30,,back\n")
     by_id = runner.invoke(main, [*one, "--metadata", str(table)])
     assert by_id.exit_code == 0, by_id.output
-    first, second = json.loads(by_id.output)["predictions"]
+    first, second = json.loads(by_id.stdout)["predictions"]
     assert first["with_metadata"] and not second["with_metadata"]  # b.PNG has no row
+    assert f"1 of 2 images have no row in {table}: predicted from the image alone" in by_id.stderr
     assert first["probabilities"] == json.loads(flags.output)["predictions"][0]["probabilities"]
     as_table = runner.invoke(main, ["predict", str(onnx_model), str(image_folder / "a.jpg"), "--age", "9"])
     assert "a.jpg (+ age/sex/site)" in as_table.output

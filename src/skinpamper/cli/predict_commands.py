@@ -91,6 +91,12 @@ def predict_command(
         table = read_patient_table(Path(metadata_csv))
         patients = {path: table[path.stem] for path in paths if path.stem in table}
         predictor.patient_evidence(list(table.values()), source=metadata_csv, names=list(table))
+        if len(patients) < len(paths):
+            click.echo(
+                f"{len(paths) - len(patients)} of {len(paths)} images have no row in {metadata_csv}: "
+                "predicted from the image alone",
+                err=True,
+            )
     elif age is not None or sex or site:
         patients = dict.fromkeys(paths, PatientInfo(age, sex, site))
     predictions, failures = [], 0
