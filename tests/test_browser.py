@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import expect
 
 from service_helpers import encode, photo
 from skinpamper import NOT_A_DIAGNOSIS
@@ -118,8 +119,7 @@ def test_drop_an_image_and_see_the_gradcam_overlay(phone_page, served_run: Path)
             base64.b64encode(png).decode(),
         )
         phone_page.wait_for_selector("#cam-figure:not([hidden])")
-        phone_page.wait_for_function("document.getElementById('cam').naturalWidth > 0")
-        assert phone_page.evaluate("document.getElementById('cam').naturalWidth") == 224
+        expect(phone_page.locator("#cam")).to_have_js_property("naturalWidth", 224)  # decoded, 224 px
         assert phone_page.locator("#bars .bar").count() == 7
         assert phone_page.locator("#cam-caption").inner_text().startswith("Grad-CAM for ")
 
@@ -160,7 +160,8 @@ def test_patient_fields_are_sent_with_the_image(phone_page, onnx_model: Path, tm
         phone_page.select_option("#site", "")  # changing a field predicts the same image again
         phone_page.fill("#age", "")
         phone_page.select_option("#sex", "")
-        phone_page.wait_for_function("!document.getElementById('how').textContent.includes('combined')")
+        # Playwright's own polling: a wait_for_function string would be eval'd, which the page's CSP forbids.
+        expect(phone_page.locator("#how")).not_to_contain_text("combined")
         (alone,) = predictor.predict([image])
         top = phone_page.locator("#bars .bar").first
         assert top.locator(".value").inner_text() == f"{100 * max(alone.probabilities):.1f}%"
@@ -174,5 +175,5 @@ def test_patient_fields_stay_hidden_for_a_model_without_metadata(
     (run / "metadata_model.json").unlink()
     with serving(Predictor.load(run)) as url:
         phone_page.goto(url)
-        phone_page.wait_for_function("document.getElementById('model').textContent.length > 0")
+        expect(phone_page.locator("#model")).not_to_be_empty()
         assert phone_page.locator("#patient").is_hidden()
