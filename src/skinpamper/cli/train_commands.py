@@ -28,13 +28,13 @@ def echo_run_summary(run_dir: Path) -> None:
         f"test ({test['n']} images): balanced accuracy {test['balanced_accuracy']:.3f}, "
         f"accuracy {test['accuracy']:.3f}"
     )
+    click.echo(f"recall per class: {recalls}")
     if "with_metadata" in metrics:
         fused = metrics["with_metadata"]["test"]
         click.echo(
             f"with age, sex, site: balanced accuracy {fused['balanced_accuracy']:.3f}, "
             f"accuracy {fused['accuracy']:.3f}"
         )
-    click.echo(f"recall per class: {recalls}")
     click.echo(f"run folder: {run_dir}\nreport: {report}")
     click.echo(NOT_A_DIAGNOSIS)
 
