@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from skinpamper.classes import NUM_CLASSES
 from skinpamper.data.metadata import read_csv
@@ -263,8 +264,5 @@ def fit_metadata_model(meta: pd.DataFrame, labels: np.ndarray, source: str) -> M
 
 def fuse(probs: np.ndarray, log_likelihood: np.ndarray) -> np.ndarray:
     """p(class | image) · q(class | metadata), renormalised; rows of zeros leave `probs` unchanged."""
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) + log_likelihood
-    logits -= logits.max(axis=1, keepdims=True)
-    fused = np.exp(logits)
-    fused /= fused.sum(axis=1, keepdims=True)
+    fused = softmax(np.log(np.clip(probs, 1e-12, 1.0)) + log_likelihood, axis=1)
     return np.where(log_likelihood.any(axis=1, keepdims=True), fused, probs)

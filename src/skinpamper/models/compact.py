@@ -32,10 +32,18 @@ def stage_count(image_size: int) -> int:
     return max(MIN_STAGES, stages)
 
 
-def _conv_bn_relu(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
-    """A bias-free 3x3 conv (the BatchNorm supplies the offset), BatchNorm, ReLU."""
+def _conv_bn_relu(
+    x: keras.KerasTensor, filters: int, name: str, kernel: int = 3, strides: int = 1, padding: str = "same"
+) -> keras.KerasTensor:
+    """A bias-free conv (the BatchNorm supplies the offset), BatchNorm, ReLU."""
     x = layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
     )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
@@ -87,15 +95,6 @@ def build_patch_cnn(
     """
     inputs = keras.Input((image_size, image_size, 3))
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = layers.Conv2D(
-        max(8, round(32 * width)),
-        2,
-        strides=2,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name="stem_conv",
-    )(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
+    x = _conv_bn_relu(x, max(8, round(32 * width)), "stem", kernel=2, strides=2, padding="valid")
     outputs = _stages_and_head(x, image_size // 2, num_classes, width, dropout)
     return keras.Model(inputs, outputs, name="patch_cnn")
