@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import socket
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -133,6 +135,10 @@ def test_a_logit_adjusted_run_resumes_with_the_training_prior(dataset: Dataset, 
     loss = run.load_model(LAST_MODEL).loss
     assert isinstance(loss, LogitAdjustedCrossEntropy)
     np.testing.assert_allclose(loss.log_prior, log_prior(dataset.labels[split.train]))
+    # A fresh process (predict, evaluate, serve) that never imported the losses can load it too.
+    script = f"from skinpamper.run import Run; print(Run.open({str(run.path)!r}).load_model().name)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_a_run_saved_before_colour_constancy_existed_reads_as_without_it(finished_run: Run, tmp_path) -> None:

@@ -193,7 +193,9 @@ class Run:
         replace_into(self.file(name), model.save)
 
     def load_model(self, name: str = BEST_MODEL) -> keras.Model:
-        """A saved model; registered custom models are imported first so their layers deserialise."""
+        """A saved model; registered custom models and losses are imported first so they deserialise
+        (model.keras keeps its compiled loss, e.g. a logit-adjusted one)."""
+        import skinpamper.losses  # noqa: F401 (registers LogitAdjustedCrossEntropy with Keras)
         from skinpamper.models import list_models
 
         list_models()
