@@ -70,7 +70,7 @@ RECIPES: dict[str, dict] = {
     # for twice the epochs (64 px images may hold more than 25 epochs can learn).
     "patch-64-la": PATCH_64,
     "patch-64-la-e50": {**PATCH_64, "epochs": 50},
-    # The logit-adjusted loss instead of class weights (skinpamper.losses); alone and as three members.
+    # The logit-adjusted loss instead of class weights (training.losses); alone and as three members.
     "compact-28-la": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust"},
     "compact-28-la-ens3": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust", "members": 3},
 }
@@ -80,16 +80,16 @@ def run_recipe(path: Path, name: str, seed: int, keep: Path | None) -> dict:
     """Train one recipe on one seed's split; test figures plain and with 8-view TTA.
 
     A recipe with "members": k trains k runs on the seed's split and scores their average
-    (skinpamper.ensemble.train_ensemble). Minutes are the sum of the epochs' wall times (training
+    (skinpamper.training.ensemble.train_ensemble). Minutes are the sum of the epochs' wall times (training
     and per-epoch validation) over all members. Finished runs kept in `keep` are reused, not retrained.
     """
-    from skinpamper.config import TrainConfig
     from skinpamper.data.load import load_dataset
     from skinpamper.data.splits import split_dataset
-    from skinpamper.ensemble import train_ensemble
-    from skinpamper.evaluate import evaluate
-    from skinpamper.run import Run
-    from skinpamper.train import train, write_metadata_model, write_scores
+    from skinpamper.evaluation.evaluate import evaluate
+    from skinpamper.training.config import TrainConfig
+    from skinpamper.training.ensemble import train_ensemble
+    from skinpamper.training.run import Run
+    from skinpamper.training.train import train, write_metadata_model, write_scores
 
     recipe = dict(RECIPES[name])
     members = recipe.pop("members", 1)

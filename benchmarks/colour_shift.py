@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from skinpamper.data.load import load_dataset
-    from skinpamper.run import Run
-    from skinpamper.train import predict_probs
+    from skinpamper.training.run import Run
+    from skinpamper.training.train import predict_probs
 
     print("| run | " + " | ".join(f"gains ±{s:g}" for s in args.strengths) + " |")
     print("| --- |" + " ---: |" * len(args.strengths))

@@ -26,10 +26,10 @@ def main() -> None:
     parser.add_argument("--fits", nargs="+", default=["squash", "crop", "pad"])
     args = parser.parse_args()
 
-    from skinpamper.config import TrainConfig
     from skinpamper.data.load import load_dataset
     from skinpamper.data.splits import split_dataset
-    from skinpamper.train import train
+    from skinpamper.training.config import TrainConfig
+    from skinpamper.training.train import train
 
     print(f"{args.model} at {args.image_size} px from JPEGs, {args.epochs} epochs, lesion-grouped split")
     print("| fit | seed | val balanced acc | test balanced acc | test acc | minutes |")

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 from keras import layers
 
-from skinpamper.config import TrainConfig
 from skinpamper.models import create_model
-from skinpamper.pipeline import class_weights, make_train_dataset
-from skinpamper.precision import precision_scope, resolve_precision
+from skinpamper.training.config import TrainConfig
+from skinpamper.training.pipeline import class_weights, make_train_dataset
+from skinpamper.training.precision import precision_scope, resolve_precision
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -20,8 +20,9 @@ def compare_command(runs: tuple[str, ...], out: str | None) -> None:
       skinpamper compare runs/seed runs/resnet_small
       skinpamper compare runs/* --out comparisons/today
     """
-    from skinpamper.compare import compare_runs, comparison_table, write_comparison
     from skinpamper.data.summary import format_table
+    from skinpamper.evaluation.compare import compare_runs, comparison_table
+    from skinpamper.reports.comparison import write_comparison
 
     frame = compare_runs(runs)
     click.echo(format_table(comparison_table(frame)))

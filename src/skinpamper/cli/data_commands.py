@@ -95,7 +95,7 @@ def explore(path: str, out: str, image_size: int | None, fmt: str, fit: str) -> 
 
     Example: skinpamper explore ~/data/ham10000 --out explore/
     """
-    from skinpamper.explore import write_explore
+    from skinpamper.reports.explore import write_explore
 
     page = write_explore(load_data(path, image_size, fmt, fit), Path(out))
     click.echo(f"wrote {page}")

@@ -23,7 +23,7 @@ def ensemble_command(runs: tuple[str, ...], out: str, data: str | None) -> None:
       skinpamper train --model compact_cnn --seed 2 --split-seed 0 --out runs/m2
       skinpamper ensemble runs/m1 runs/m2 --out runs/ensemble
     """
-    from skinpamper.ensemble import make_ensemble, open_members
+    from skinpamper.training.ensemble import make_ensemble, open_members
 
     config = open_members(runs)[0].config()  # refuses mismatched runs before the data is loaded
     path = data or config.data_path

@@ -55,9 +55,9 @@ def evaluate_command(
       skinpamper evaluate runs/seed --data ~/external/ --out eval/external
     """
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.evaluate import evaluate, write_evaluation
-    from skinpamper.evaluation_report import write_evaluation_report
-    from skinpamper.run import Run
+    from skinpamper.evaluation.evaluate import evaluate, write_evaluation
+    from skinpamper.reports.evaluation_report import write_evaluation_report
+    from skinpamper.training.run import Run
 
     config = Run.open(run_dir).config()
     source = data or config.data_path

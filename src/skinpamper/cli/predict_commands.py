@@ -14,7 +14,7 @@ from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
 
 if TYPE_CHECKING:
-    from skinpamper.predict import Prediction, Predictor
+    from skinpamper.serving.predict import Prediction, Predictor
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 
@@ -77,8 +77,8 @@ def predict_command(
     from pathlib import Path
 
     from skinpamper.errors import ConfigError
-    from skinpamper.metadata_model import PatientInfo, read_patient_table
-    from skinpamper.predict import Predictor, find_images
+    from skinpamper.scoring.metadata_model import PatientInfo, read_patient_table
+    from skinpamper.serving.predict import Predictor, find_images
 
     if metadata_csv and (age is not None or sex or site):
         raise click.UsageError("give --metadata or --age/--sex/--site, not both")
@@ -194,7 +194,7 @@ def export_command(run_dir: str, fmt: str, out: str | None) -> None:
     Example:
       skinpamper export runs/seed --format onnx
     """
-    from skinpamper.export import PARITY_LIMIT, export_onnx
+    from skinpamper.serving.export import PARITY_LIMIT, export_onnx
 
     result = export_onnx(run_dir, out)
     size = result.path.stat().st_size / 1e6

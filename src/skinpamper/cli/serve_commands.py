@@ -27,11 +27,11 @@ def serve_command(model_path: str, host: str, port: int) -> None:
     try:
         import uvicorn
 
-        from skinpamper.service.app import create_app
-        from skinpamper.service.settings import load_settings
+        from skinpamper.serving.service.app import create_app
+        from skinpamper.serving.service.settings import load_settings
     except ImportError as exc:
         raise ConfigError(f"serve needs {exc.name}: pip install 'skinpamper[serve]'") from None
-    from skinpamper.predict import Predictor
+    from skinpamper.serving.predict import Predictor
 
     settings = load_settings()
     predictor = Predictor.load(

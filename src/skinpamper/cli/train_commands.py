@@ -9,16 +9,16 @@ from pathlib import Path
 import click
 
 from skinpamper.cli.common import load_data, resolve_data
-from skinpamper.config import IMBALANCE
 from skinpamper.data.load import FORMATS
 from skinpamper.imaging import FITS
+from skinpamper.training.config import IMBALANCE
 
 
 def echo_run_summary(run_dir: Path) -> None:
     """Print the test figures of a finished run and where its report is."""
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.report import write_run_report
-    from skinpamper.run import Run
+    from skinpamper.reports.run_report import write_run_report
+    from skinpamper.training.run import Run
 
     report = write_run_report(run_dir)
     metrics = Run.open(run_dir).metrics()
@@ -114,12 +114,12 @@ def train_command(
       skinpamper train --model compact_cnn --members 3 --out runs/ensemble
       skinpamper train --resume runs/exp1
     """
-    from skinpamper.config import TrainConfig, load_config
     from skinpamper.data.splits import split_dataset
-    from skinpamper.ensemble import train_ensemble
     from skinpamper.progress import TqdmProgress
-    from skinpamper.run import Run
-    from skinpamper.train import resume, train
+    from skinpamper.training.config import TrainConfig, load_config
+    from skinpamper.training.ensemble import train_ensemble
+    from skinpamper.training.run import Run
+    from skinpamper.training.train import resume, train
 
     if resume_dir:
         config = Run.open(resume_dir).config()

@@ -1,0 +1,169 @@
+"""`evaluate(run_dir, dataset=None)`: score a trained run on its own test split or on any labelled set.
+
+Images go through exactly the run's preprocessing (same image size and fit at load, scaling inside the
+model). With `tta=True` each image is also scored as the mean over the 8 flips/rotations of the square,
+and both sets of figures are kept so the report can show the difference. Where the run has a metadata
+model and the images have age, sex or site, a third set scores the (TTA when run) probabilities,
+calibrated, combined with what the metadata says (`metadata_model`). The evaluated images and
+Grad-CAM maps of a few examples travel with the result, so the report needs neither data nor model.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from skinpamper.atomic import write_json_atomic, write_text_atomic
+from skinpamper.classes import CODES
+from skinpamper.data.dataset import Dataset
+from skinpamper.data.splits import SPLIT_NAMES
+from skinpamper.errors import ConfigError
+from skinpamper.evaluation.explain import gradcam, gradcam_examples
+from skinpamper.scoring.calibration import apply_temperature, temperature_effect
+from skinpamper.scoring.clinical import clinical_metrics
+from skinpamper.scoring.metadata_model import fuse
+from skinpamper.scoring.tta import predict_tta
+from skinpamper.training.run import Run
+from skinpamper.training.train import predict_probs
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predictions and metrics of one run on one set of images."""
+
+    run: str
+    data: str
+    part: str  # "test", "val", "train", or "all" for an external set
+    image_ids: list[str]
+    y_true: np.ndarray
+    probs: np.ndarray
+    metrics: dict[str, Any]
+    probs_tta: np.ndarray | None = None
+    metrics_tta: dict[str, Any] | None = None
+    calibration: dict[str, float] | None = None  # the run's temperature and its effect on this set
+    probs_metadata: np.ndarray | None = None  # reported probs, calibrated, times the metadata evidence
+    metrics_metadata: dict[str, Any] | None = None
+    images: np.ndarray | None = None  # the evaluated images (uint8), for the report's image figures
+    gradcam_rows: np.ndarray | None = None  # rows of `images` explained by Grad-CAM
+    gradcam_maps: np.ndarray | None = None  # their heatmaps (single view, predicted class)
+
+    @property
+    def reported_probs(self) -> np.ndarray:
+        """The probabilities predictions.csv holds: 8-view TTA when computed, else the plain ones."""
+        return self.probs if self.probs_tta is None else self.probs_tta
+
+
+def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:
+    if external:
+        return dataset, "all"
+    if part not in SPLIT_NAMES:
+        raise ConfigError(f"unknown split {part!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    return dataset.subset(run.split(dataset).parts()[part]), part
+
+
+def evaluate(
+    run_dir: str | Path,
+    dataset: Dataset,
+    part: str = "test",
+    external: bool = False,
+    tta: bool = False,
+    n_boot: int = 1000,
+    explain: bool = True,
+) -> Evaluation:
+    """Score the run's best model on `part` of its own split, or (external=True) on all of `dataset`.
+
+    `dataset` must be loaded at the run's image size and fit (`Run.config()` has both). `explain`
+    adds Grad-CAM maps of one correct and one wrong example per class.
+    """
+    run = Run.open(run_dir)
+    config = run.config()
+    if dataset.image_size != (config.image_size, config.image_size):
+        raise ConfigError(
+            f"{dataset.source}: images are {dataset.image_size[0]} px but the run was trained at "
+            f"{config.image_size} px; load the data at --image-size {config.image_size}"
+        )
+    images, part = _images_of(run, dataset, part, external)
+    lesions = images.meta["lesion_id"].astype(str).to_numpy() if images.has_lesion_ids else None
+    model = run.load_model()
+    probs = predict_probs(model, images.images)
+    metrics = clinical_metrics(images.labels, probs, lesions, n_boot=n_boot, seed=config.seed)
+    probs_tta = metrics_tta = None
+    if tta:
+        probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
+        metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
+    temperature = run.temperature()
+    probs_metadata = metrics_metadata = None
+    metadata = run.metadata_model()
+    # Not strict: a site the training split lacked, or another archive's naming, counts as unknown;
+    # how many values that hit is recorded beside the scores.
+    evidence = (
+        None if metadata is None else metadata.log_likelihood(images.meta, dataset.source, strict=False)
+    )
+    if metadata is not None and evidence is not None and evidence.any():
+        reported = probs if probs_tta is None else probs_tta
+        probs_metadata = fuse(
+            reported if temperature is None else apply_temperature(reported, temperature), evidence
+        )
+        metrics_metadata = clinical_metrics(
+            images.labels, probs_metadata, lesions, n_boot=n_boot, seed=config.seed
+        )
+        metrics_metadata["unseen_values_ignored"] = metadata.unseen(images.meta)
+    rows = gradcam_examples(images.labels, probs) if explain else None
+    return Evaluation(
+        calibration=None if temperature is None else temperature_effect(images.labels, probs, temperature),
+        run=str(run.path),
+        data=dataset.source,
+        part=part,
+        image_ids=images.meta["image_id"].astype(str).tolist(),
+        y_true=images.labels,
+        probs=probs,
+        metrics=metrics,
+        probs_tta=probs_tta,
+        metrics_tta=metrics_tta,
+        probs_metadata=probs_metadata,
+        metrics_metadata=metrics_metadata,
+        images=images.images,
+        gradcam_rows=rows,
+        gradcam_maps=None if rows is None else gradcam(model, images.images[rows]),
+    )
+
+
+def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
+    """One row per image: id, true class, predicted class and every class's probability, then the same
+    with metadata where it was used."""
+    probs = evaluation.reported_probs
+    table = pd.DataFrame(probs, columns=[f"p_{c}" for c in CODES])
+    table.insert(0, "predicted", [CODES[i] for i in probs.argmax(axis=1)])
+    table.insert(0, "true", [CODES[i] for i in evaluation.y_true])
+    table.insert(0, "image_id", evaluation.image_ids)
+    if evaluation.probs_metadata is not None:
+        fused = evaluation.probs_metadata
+        table["predicted_with_metadata"] = [CODES[i] for i in fused.argmax(axis=1)]
+        for column, code in enumerate(CODES):
+            table[f"with_metadata_{code}"] = fused[:, column]
+    return table
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
+    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "run": evaluation.run,
+        "data": evaluation.data,
+        "part": evaluation.part,
+        "plain": evaluation.metrics,
+        "tta": evaluation.metrics_tta,
+        "with_metadata": evaluation.metrics_metadata,
+        "calibration": evaluation.calibration,
+    }
+    buffer = io.StringIO()
+    predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
+    write_text_atomic(out / "predictions.csv", buffer.getvalue())
+    write_json_atomic(out / "metrics.json", summary)
+    return out

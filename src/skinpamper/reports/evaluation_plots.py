@@ -1,0 +1,174 @@
+"""Figures of one evaluation: ROC and precision-recall per class, reliability, Grad-CAM, mistakes.
+
+Like plots.py these build `Figure`s directly (no pyplot) and take plain arrays, so they draw any
+model's predictions on any labelled set. Classes are always the seven canonical ones in one order;
+a class with no image in the set is named in the legend instead of drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+from skinpamper.classes import CODES
+from skinpamper.evaluation.explain import gradcam_examples, overlay_heatmap
+from skinpamper.reports.plots import CLASS_COLOURS
+from skinpamper.scoring.clinical import ECE_BINS, expected_calibration_error
+
+
+def _curve_axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(6.2, 5.4), layout="constrained")
+    ax = fig.subplots()
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def plot_roc_curves(y_true: np.ndarray, probs: np.ndarray, title: str = "ROC per class") -> Figure:
+    """One-vs-rest ROC of each class with its AUC; the diagonal is a model that guesses."""
+    fig, ax = _curve_axes(title, "false positive rate (1 - specificity)", "true positive rate (sensitivity)")
+    ax.plot([0, 1], [0, 1], ":", color="0.5", label="chance")
+    for c, code in enumerate(CODES):
+        positive = np.asarray(y_true) == c
+        if positive.all() or not positive.any():
+            ax.plot([], [], color=CLASS_COLOURS[code], label=f"{code}: not defined (one-sided)")
+            continue
+        fpr, tpr, _ = roc_curve(positive, probs[:, c])
+        auc = roc_auc_score(positive, probs[:, c])
+        ax.plot(fpr, tpr, color=CLASS_COLOURS[code], label=f"{code}: AUC {auc:.3f} (n={positive.sum():,})")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def plot_precision_recall(
+    y_true: np.ndarray, probs: np.ndarray, title: str = "Precision-recall per class"
+) -> Figure:
+    """One-vs-rest precision-recall of each class with its average precision.
+
+    Unlike ROC it shows how many false alarms come with each find for the rare classes.
+    """
+    fig, ax = _curve_axes(title, "recall (sensitivity)", "precision")
+    for c, code in enumerate(CODES):
+        positive = np.asarray(y_true) == c
+        if not positive.any():
+            ax.plot([], [], color=CLASS_COLOURS[code], label=f"{code}: no images")
+            continue
+        precision, recall, _ = precision_recall_curve(positive, probs[:, c])
+        ap = average_precision_score(positive, probs[:, c])
+        ax.step(recall, precision, where="post", color=CLASS_COLOURS[code], label=f"{code}: AP {ap:.3f}")
+    ax.legend(loc="lower left", fontsize="small")
+    return fig
+
+
+def _reliability_panel(ax: Axes, y_true: np.ndarray, probs: np.ndarray, title: str) -> None:
+    """Accuracy per confidence bin against the diagonal, binned as ECE bins them."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
+    bins = np.digitize(confidence, edges[1:-1], right=True)
+    counts = np.bincount(bins, minlength=ECE_BINS)
+    accuracy = np.bincount(bins, correct, ECE_BINS) / np.maximum(counts, 1)
+    mean_confidence = np.bincount(bins, confidence, ECE_BINS) / np.maximum(counts, 1)
+    filled = counts > 0
+    bars = ax.bar(
+        edges[:-1][filled], accuracy[filled], 1.0 / ECE_BINS, align="edge", color="tab:blue", label="accuracy"
+    )
+    ax.bar_label(bars, labels=[f"{n:,}" for n in counts[filled]], fontsize=7, padding=2)  # images per bin
+    centres = (edges[:-1] + edges[1:]) / 2
+    ax.plot(centres[filled], mean_confidence[filled], "o", color="tab:red", ms=4, label="mean confidence")
+    ax.plot([0, 1], [0, 1], ":", color="0.3", label="perfect calibration")
+    ece = expected_calibration_error(y_true, probs)
+    ax.set_title(f"{title}: ECE {ece:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize="small")
+
+
+def plot_reliability(y_true: np.ndarray, probs: np.ndarray, calibrated: np.ndarray | None = None) -> Figure:
+    """Reliability diagram of `probs`, and beside it of `calibrated` (after temperature scaling) if given.
+
+    Bars below the diagonal (and below their red confidence dot) are over-confidence: the model is
+    surer than it is right. The number on a bar is its image count.
+    """
+    y_true = np.asarray(y_true)
+    panels = [("before temperature scaling", probs)]
+    if calibrated is not None:
+        panels.append(("after temperature scaling", calibrated))
+    fig = Figure(figsize=(5 * len(panels), 4.8), layout="constrained")
+    for ax, (title, p) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        _reliability_panel(ax, y_true, np.asarray(p, dtype=np.float64), title)
+    fig.suptitle(f"Reliability ({len(y_true):,} images, {ECE_BINS} confidence bins)")
+    return fig
+
+
+def _image_cell(ax: Axes, image: np.ndarray, title: str, colour: str = "black") -> None:
+    ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8, color=colour)
+
+
+def _empty_cell(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, color="0.4", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def plot_gradcam_grid(
+    images: np.ndarray, heatmaps: np.ndarray, y_true: np.ndarray, probs: np.ndarray
+) -> Figure:
+    """A row per true class: a correct and a wrong example, each as the image and its Grad-CAM overlay.
+
+    `images`, `heatmaps` (Grad-CAM of the predicted class), `y_true` and `probs` describe the chosen
+    examples only; of several of one kind, the one `gradcam_examples` picks (the most confident) is shown.
+    """
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    y_pred = probs.argmax(axis=1)
+    shown = {(int(y_true[i]), bool(y_pred[i] == y_true[i])): i for i in gradcam_examples(y_true, probs)}
+    fig = Figure(figsize=(8.4, 1.3 + 1.75 * len(CODES)), layout="compressed")
+    axes = fig.subplots(len(CODES), 4, squeeze=False)
+    for c, code in enumerate(CODES):
+        for column, correct in ((0, True), (2, False)):
+            i = shown.get((c, correct))
+            if i is None:
+                _empty_cell(axes[c, column], f"{code}: no {'correct' if correct else 'wrong'} example")
+                _empty_cell(axes[c, column + 1], "")
+                continue
+            label = f"{code} -> {CODES[y_pred[i]]} ({probs[i].max():.2f})"
+            colour = "tab:green" if correct else "tab:red"
+            _image_cell(axes[c, column], images[i], label, colour)
+            _image_cell(axes[c, column + 1], overlay_heatmap(images[i], heatmaps[i]), "Grad-CAM", colour)
+    fig.suptitle("Grad-CAM per true class: correct (left) and wrong (right), true -> predicted (probability)")
+    return fig
+
+
+def plot_confident_mistakes(
+    images: np.ndarray, y_true: np.ndarray, probs: np.ndarray, image_ids: list[str], count: int = 12
+) -> Figure:
+    """The `count` wrong predictions the model was surest of: where to look for label noise or blind spots."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    y_pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    chosen = wrong[np.argsort(-probs[wrong, y_pred[wrong]], kind="stable")][:count]
+    columns = 6
+    rows = max(1, -(-len(chosen) // columns))
+    fig = Figure(figsize=(1.75 * columns, 0.7 + 2.0 * rows), layout="compressed")
+    axes = list(fig.subplots(rows, columns, squeeze=False).flat)
+    for ax, i in zip(axes, chosen, strict=False):
+        title = f"{image_ids[i]}\n{CODES[y_true[i]]} -> {CODES[y_pred[i]]} ({probs[i, y_pred[i]]:.2f})"
+        _image_cell(ax, images[i], title)
+    for ax in axes[len(chosen) :]:
+        ax.set_axis_off()
+    if not len(chosen):
+        axes[0].text(0.5, 0.5, "no mistakes", ha="center", va="center", transform=axes[0].transAxes)
+    fig.suptitle(
+        f"Most confident mistakes ({len(chosen)} of {len(wrong):,}): true -> predicted (probability)"
+    )
+    return fig

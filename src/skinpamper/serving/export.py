@@ -1,0 +1,103 @@
+"""ONNX export of a run's best model, kept only if onnxruntime reproduces Keras's probabilities.
+
+The graph has one input, `images` (batch, S, S, 3) float32 in 0..255 with a dynamic batch size, and one
+output, the softmax (batch, 7) in canonical class order. The run's ModelCard (size, fit, temperature,
+test metrics, model id) is stored in the file's metadata, so the file alone is enough to serve.
+Conversion goes through Keras 3's `model.export(format="onnx")`, which uses tf2onnx on TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skinpamper.atomic import replace_into
+from skinpamper.errors import ConfigError, ExportError
+from skinpamper.serving.predict import ONNX_METADATA_KEY, ModelCard, run_card
+
+PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
+PARITY_SAMPLES = 32
+ONNX_FILE = "model.onnx"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    card: ModelCard
+    max_abs_diff: float  # over PARITY_SAMPLES random images, every class
+    samples: int
+
+
+def export_onnx(
+    run_dir: str | Path, out: str | Path | None = None, samples: int = PARITY_SAMPLES
+) -> ExportResult:
+    """Write the run's best model as ONNX (default RUN/model.onnx) after checking parity with Keras.
+
+    The file appears only when the check passes; otherwise ExportError says by how much it failed.
+    """
+    import keras
+
+    from skinpamper.training.run import Run
+
+    run = Run.open(run_dir)
+    path = Path(out) if out is not None else run.file(ONNX_FILE)
+    if path.suffix.lower() != ".onnx":  # checked before the model is loaded: a typo should fail fast
+        raise ConfigError(f"{path}: the export's file name must end in .onnx")
+    card = run_card(run)
+    model = run.load_model()
+    # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
+    images = np.random.default_rng(0).integers(0, 256, (samples, card.image_size, card.image_size, 3))
+    images = images.astype(np.float32)
+    expected = np.asarray(model.predict_on_batch(images))
+    spec = keras.InputSpec(shape=(None, card.image_size, card.image_size, 3), dtype="float32", name="images")
+    diff = 0.0
+
+    def write(temporary: Path) -> None:
+        nonlocal diff
+        try:
+            with warnings.catch_warnings():  # Keras's tf2onnx patch for NumPy 2 probes np.object
+                warnings.simplefilter("ignore", FutureWarning)
+                model.export(str(temporary), format="onnx", verbose=False, input_signature=[spec])
+            _finish_graph(temporary, card)
+            diff = float(np.abs(_onnx_probabilities(temporary, images) - expected).max())
+        except ImportError as exc:
+            raise ExportError(
+                f"{path}: ONNX export needs {exc.name}: pip install 'skinpamper[export]'"
+            ) from None
+        if diff > PARITY_LIMIT:
+            raise ExportError(
+                f"{path}: ONNX probabilities differ from Keras by up to {diff:.2e} (limit "
+                f"{PARITY_LIMIT:.0e}); the file was not written"
+            )
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_into(path, write)
+    return ExportResult(path, card, diff, samples)
+
+
+def _finish_graph(path: Path, card: ModelCard) -> None:
+    """Name the batch dimension and the output, and store the card, so the file explains itself."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for value in (*graph.graph.input, *graph.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    old = graph.graph.output[0].name
+    for node in graph.graph.node:
+        node.output[:] = ["probabilities" if name == old else name for name in node.output]
+    graph.graph.output[0].name = "probabilities"
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(card.to_dict())
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
+def _onnx_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probabilities"], {"images": images})[0]

@@ -1,0 +1,335 @@
+"""Predictor: load a model once, from a run folder (Keras) or its ONNX export, and predict many images.
+
+Every image goes through exactly the training preprocessing (`imaging.load_image` at the run's size and
+fit; the model rescales inside), optionally the 8-view TTA, then the run's temperature, then, when the
+caller gives the patient's age, sex or site and the run has a metadata model, Bayes' rule with what
+they say (`metadata_model`). The ONNX path imports onnxruntime and nothing of Keras or TensorFlow, so
+`pip install 'skinpamper[serve]'` can run it; what it needs to know about the run (size, fit,
+temperature, metadata model, metrics) travels inside the ONNX file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from skinpamper import NOT_A_DIAGNOSIS
+from skinpamper.classes import CODES
+from skinpamper.errors import ConfigError, ImageError
+from skinpamper.imaging import FITS, MAX_PIXELS, load_image
+from skinpamper.scoring.calibration import apply_temperature
+from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, fuse, metadata_frame
+from skinpamper.scoring.tta import predict_tta
+
+if TYPE_CHECKING:
+    from skinpamper.training.run import Run
+
+Engine = Callable[[np.ndarray], np.ndarray]  # float32 (N, S, S, 3) in 0..255 -> probabilities (N, 7)
+ONNX_METADATA_KEY = "skinpamper"  # the ONNX metadata_props entry holding the ModelCard as JSON
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SUMMARY_KEYS = ("n", "accuracy", "balanced_accuracy", "macro_auc", "per_class_recall")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a served model is and how its inputs must be prepared; stored inside the ONNX export."""
+
+    model_id: str  # architecture + digest of model.keras: the same weights give the same id in both formats
+    architecture: str
+    image_size: int
+    fit: str
+    temperature: float | None  # fitted on the validation split; None: probabilities are uncalibrated
+    metrics: dict[str, Any] = field(default_factory=dict)  # test-split summary; empty when not recorded
+    classes: tuple[str, ...] = CODES
+    metadata_model: dict[str, Any] | None = None  # MetadataModel.to_dict(); None: images only
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "classes": list(self.classes)}
+
+    @property
+    def uses_metadata(self) -> bool:
+        return self.metadata_model is not None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> ModelCard:
+        """Rebuild from `to_dict` output; refuses a model whose outputs are in another class order."""
+        try:
+            card = cls(**{**data, "classes": tuple(data["classes"])})
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{source}: malformed Skin Pamper model metadata ({exc})") from None
+        if card.classes != CODES:
+            raise ConfigError(f"{source}: model classes {card.classes} differ from Skin Pamper's {CODES}")
+        if card.fit not in FITS:
+            raise ConfigError(
+                f"{source}: unknown fit {card.fit!r} in the model metadata; expected one of {FITS}"
+            )
+        if card.metadata_model is not None:
+            MetadataModel.from_dict(card.metadata_model, source)  # refuse a malformed one at load time
+        return card
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Probabilities of one image in canonical class order, and how they were made."""
+
+    image: str
+    probabilities: tuple[float, ...]
+    calibrated: bool
+    tta: bool
+    model_id: str
+    note: str = NOT_A_DIAGNOSIS
+    with_metadata: bool = False  # the patient's age, sex or site were combined with the image
+
+    @property
+    def top_class(self) -> str:
+        return CODES[int(np.argmax(self.probabilities))]
+
+    def top_k(self, k: int) -> list[tuple[str, float]]:
+        """The k most probable classes, most probable first."""
+        order = np.argsort(self.probabilities, kind="stable")[::-1][:k]
+        return [(CODES[i], self.probabilities[i]) for i in order]
+
+    def to_dict(self, k: int = len(CODES)) -> dict[str, Any]:
+        """Plain JSON: the shape of one item of the service's and of `predict --format json`'s output."""
+        return {
+            "image": self.image,
+            "top_class": self.top_class,
+            "top_probability": max(self.probabilities),
+            "probabilities": dict(zip(CODES, self.probabilities, strict=True)),
+            "top_k": [{"class": code, "probability": p} for code, p in self.top_k(k)],
+            "calibrated": self.calibrated,
+            "tta": self.tta,
+            "with_metadata": self.with_metadata,
+            "model_id": self.model_id,
+            "note": self.note,
+        }
+
+
+class Predictor:
+    """A loaded model plus the preprocessing and calibration its run was trained and fitted with."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        card: ModelCard,
+        backend: str,
+        tta: bool = False,
+        max_pixels: int = MAX_PIXELS,
+        model: Any = None,
+    ) -> None:
+        self.engine, self.card, self.backend = engine, card, backend
+        self.tta, self.max_pixels = tta, max_pixels
+        self.model = model  # the Keras model behind a run folder, for Grad-CAM; None for ONNX
+        card_metadata = card.metadata_model
+        self.metadata = (
+            None if card_metadata is None else MetadataModel.from_dict(card_metadata, card.model_id)
+        )
+
+    @classmethod
+    def load(
+        cls, path: str | Path, tta: bool = False, max_pixels: int = MAX_PIXELS, threads: int = 0
+    ) -> Predictor:
+        """A run folder (Keras) or an exported .onnx file; `threads` caps onnxruntime's (0: its default)."""
+        path = Path(path).expanduser()
+        if path.is_dir():
+            engine, card, model = _keras_engine(path)
+            return cls(engine, card, "keras", tta, max_pixels, model)
+        if path.suffix.lower() == ".onnx":
+            engine, card = _onnx_engine(path, threads)
+            return cls(engine, card, "onnx", tta, max_pixels)
+        raise ConfigError(f"{path}: not a run folder or an .onnx file")
+
+    @property
+    def calibrated(self) -> bool:
+        return self.card.temperature is not None
+
+    def load_image(self, source: Path | bytes, name: str | None = None) -> np.ndarray:
+        """Decode one file or upload to the model's input, exactly as at training time."""
+        card = self.card
+        return load_image(source, card.image_size, card.fit, name=name, max_pixels=self.max_pixels)
+
+    def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 -> (N, 7) probabilities, with TTA and the run's temperature when set."""
+        if self.tta:
+            probs = predict_tta(self.engine, images_uint8)
+        else:
+            probs = self.engine(images_uint8.astype(np.float32))
+        probs = np.asarray(probs, dtype=np.float64)
+        return probs if self.card.temperature is None else apply_temperature(probs, self.card.temperature)
+
+    def patient_evidence(
+        self,
+        infos: Sequence[PatientInfo | None],
+        source: str = "patient metadata",
+        names: Sequence[str] | None = None,
+    ) -> np.ndarray | None:
+        """(N, 7) log-evidence of `infos` (zeros where nothing is known), None if none knows anything.
+
+        Refused for a model without a metadata model, and for a sex or site the model never saw, so
+        a user's metadata is never silently ignored.
+        """
+        if all(info is None or info == PatientInfo() for info in infos):
+            return None
+        if self.metadata is None:
+            raise ConfigError(
+                f"model {self.card.model_id} was trained without age, sex and site (its data had none); "
+                "predict from the image alone"
+            )
+        patients = metadata_frame(list(infos), None if names is None else list(names))
+        return self.metadata.log_likelihood(patients, source)
+
+    def predict_arrays(
+        self, images_uint8: np.ndarray, names: Sequence[str], patients: Sequence[PatientInfo | None] = ()
+    ) -> list[Prediction]:
+        """Predictions for images already decoded to the model's input size, with each one's metadata
+        when `patients` is given (one entry per image, None where unknown)."""
+        evidence = self.patient_evidence(patients, names=names) if patients else None
+        probs = self.probabilities(images_uint8)
+        used = np.zeros(len(probs), dtype=bool)
+        if evidence is not None:
+            probs, used = fuse(probs, evidence), evidence.any(axis=1)
+        return [
+            Prediction(
+                name,
+                tuple(float(p) for p in row),
+                self.calibrated,
+                self.tta,
+                self.card.model_id,
+                with_metadata=u,
+            )
+            for name, row, u in zip(names, probs, used.tolist(), strict=True)
+        ]
+
+    def predict(
+        self,
+        sources: Sequence[Path | bytes],
+        names: Sequence[str] | None = None,
+        patients: Sequence[PatientInfo | None] = (),
+    ) -> list[Prediction]:
+        """Decode and predict several images as one batch; an unreadable one raises ImageError."""
+        if not sources:
+            return []  # np.stack refuses an empty list
+        if names is None:
+            names = [str(s) if isinstance(s, Path) else f"image {i + 1}" for i, s in enumerate(sources)]
+        labels = list(names)
+        images = np.stack([self.load_image(s, n) for s, n in zip(sources, labels, strict=True)])
+        return self.predict_arrays(images, labels, patients)
+
+    def predict_files(
+        self, paths: Sequence[Path], batch_size: int = 64, patients: dict[Path, PatientInfo] | None = None
+    ) -> Iterator[Prediction | ImageError]:
+        """Predict files in batches, in order; an unreadable file yields its ImageError instead.
+
+        `patients` maps a file to its metadata; files not in it are predicted from the image alone.
+        """
+        patients = patients or {}
+        # A bad value fails before any image is read.
+        self.patient_evidence(list(patients.values()), names=[str(path) for path in patients])
+        for start in range(0, len(paths), batch_size):
+            decoded: list[tuple[int, np.ndarray]] = []
+            results: list[Prediction | ImageError | None] = []
+            for i, path in enumerate(paths[start : start + batch_size]):
+                try:
+                    decoded.append((i, self.load_image(path)))
+                    results.append(None)
+                except ImageError as exc:
+                    results.append(exc)
+            if decoded:
+                batch = np.stack([image for _, image in decoded])
+                files = [paths[start + i] for i, _ in decoded]
+                infos = [patients.get(path) for path in files] if patients else []
+                predictions = self.predict_arrays(batch, [str(f) for f in files], infos)
+                for (i, _), prediction in zip(decoded, predictions, strict=True):
+                    results[i] = prediction
+            yield from (r for r in results if r is not None)
+
+
+def find_images(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, and the JPEG/PNG files below each folder (sorted, recursive)."""
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(entry)
+    return found
+
+
+def file_digest(path: Path) -> str:
+    """The first 12 hex digits of the file's SHA-256: short, yet unique across any one user's runs."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def run_card(run: Run) -> ModelCard:
+    """The card of a run's best model, from its config, calibration and test metrics."""
+    from skinpamper.training.run import BEST_MODEL, METRICS
+
+    config = run.config()
+    recorded = run.metrics() if run.file(METRICS).exists() else {}
+    test = recorded.get("test", {})
+    summary = {key: test[key] for key in _SUMMARY_KEYS if key in test}
+    if "with_metadata" in recorded:
+        fused = recorded["with_metadata"]["test"]
+        summary["with_metadata"] = {key: fused[key] for key in _SUMMARY_KEYS if key in fused}
+    metadata = run.metadata_model()
+    return ModelCard(
+        model_id=f"{config.model}-{file_digest(run.file(BEST_MODEL))}",
+        architecture=config.model,
+        image_size=config.image_size,
+        fit=config.fit,
+        temperature=run.temperature(),
+        metrics=summary,
+        metadata_model=None if metadata is None else metadata.to_dict(),
+    )
+
+
+def _keras_engine(path: Path) -> tuple[Engine, ModelCard, Any]:
+    try:
+        from skinpamper.training.run import Run
+    except ImportError:
+        raise ConfigError(
+            f"{path}: a run folder needs Keras and TensorFlow: pip install 'skinpamper[train]', or serve "
+            "the run's ONNX export (skinpamper export RUN --format onnx)"
+        ) from None
+    run = Run.open(path)
+    model = run.load_model()
+    # predict_on_batch calls the compiled predict function directly: ~3 ms for one image where
+    # model.predict spends ~50 ms building a dataset and a progress loop.
+    return (lambda images: np.asarray(model.predict_on_batch(images))), run_card(run), model
+
+
+def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError(
+            f"{path}: running an ONNX model needs onnxruntime: pip install 'skinpamper[serve]'"
+        ) from None
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # the graph is a single chain: nothing to run side by side
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for any unreadable model
+        raise ConfigError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
+    metadata = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
+    if metadata is None:
+        raise ConfigError(f"{path}: not a Skin Pamper export (no {ONNX_METADATA_KEY!r} metadata)")
+    try:
+        card = ModelCard.from_dict(json.loads(metadata), str(path))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: its {ONNX_METADATA_KEY!r} metadata is not JSON ({exc})") from None
+    input_name = session.get_inputs()[0].name
+    return (lambda images: session.run(None, {input_name: images})[0]), card

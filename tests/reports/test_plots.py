@@ -1,0 +1,148 @@
+"""Every plot returns a Figure with the expected axes, artists and labels, and saves as PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from skinpamper.classes import CODES
+from skinpamper.data.dataset import Dataset, empty_meta
+from skinpamper.reports import plots
+from skinpamper.reports.html import figure_png
+
+# Images per class: df has one (fewer than per_class), vasc none.
+PER_CLASS = {"akiec": 3, "bcc": 2, "bkl": 2, "df": 1, "mel": 3, "nv": 5, "vasc": 0}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    labels = np.repeat(np.arange(len(CODES)), [PER_CLASS[c] for c in CODES])
+    n = len(labels)
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame(
+        {
+            "image_id": [f"i{i}" for i in range(n)],
+            "lesion_id": [f"L{i}" for i in range(n)],
+            "dx_type": ["histo", "follow_up", None, "consensus"] * (n // 4) + ["histo"] * (n % 4),
+            "age": rng.choice([5.0, 40.0, 85.0, np.nan], size=n),
+            "sex": ["male", "female", None] * (n // 3) + ["male"] * (n % 3),
+            "localization": ["back", None] + ["face"] * (n - 2),
+        }
+    )
+    images = rng.integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8)
+    return Dataset(images, labels, meta, source="fixture")
+
+
+def test_pixel_rows_show_each_class_in_one_row(dataset) -> None:
+    fig = plots.plot_pixel_rows(dataset, per_class=2)
+    assert len(fig.axes) == len(CODES)
+    for i, (ax, code) in enumerate(zip(fig.axes, CODES, strict=True)):
+        (image,) = ax.get_images()
+        strip = np.asarray(image.get_array())
+        assert strip.shape == (8, 2 * 8 + plots.GAP, 3)
+        tiles = [strip[:, :8], strip[:, 8 + plots.GAP :]]
+        own = {dataset.images[j].tobytes() for j in np.flatnonzero(dataset.labels == i)}
+        shown = min(PER_CLASS[code], 2)
+        assert all(tile.tobytes() in own for tile in tiles[:shown])  # raw pixels of that class
+        assert all((tile == 255).all() for tile in tiles[shown:])  # unused slots stay white
+        assert ax.texts[0].get_text() == f"{code}\n(n={PER_CLASS[code]})"
+
+
+def test_class_counts_bars_match_counts(dataset) -> None:
+    fig = plots.plot_class_counts(dataset)
+    (ax,) = fig.axes
+    assert [p.get_width() for p in ax.patches] == [PER_CLASS[c] for c in CODES]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(CODES)
+
+
+def test_age_by_class_has_one_histogram_per_class(dataset) -> None:
+    fig = plots.plot_age_by_class(dataset)
+    assert len(fig.axes) == len(CODES)
+    known = ~np.isnan(dataset.meta["age"].to_numpy())
+    for i, ax in enumerate(fig.axes):
+        assert sum(p.get_height() for p in ax.patches) == np.sum(known & (dataset.labels == i))
+
+
+def test_value_count_plots_show_missing_values(dataset) -> None:
+    for plot, column in ((plots.plot_sex_counts, "sex"), (plots.plot_localization_counts, "localization")):
+        (ax,) = plot(dataset).axes
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels[-1] == "(missing)"
+        expected = dataset.meta[column].value_counts().sum() + dataset.meta[column].isna().sum()
+        assert sum(p.get_width() for p in ax.patches) == expected
+
+
+def test_dx_type_shares_sum_to_100_per_class(dataset) -> None:
+    (ax,) = plots.plot_dx_type_by_class(dataset).axes
+    totals = np.zeros(len(CODES))
+    for patch in ax.patches:
+        totals[round(patch.get_y() + patch.get_height() / 2)] += patch.get_width()
+    present = np.array([PER_CLASS[c] > 0 for c in CODES])
+    assert totals[present] == pytest.approx(100.0)
+    assert totals[~present] == pytest.approx(0.0)
+
+
+def test_metadata_plots_say_when_there_is_no_metadata() -> None:
+    bare = Dataset(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 5]), empty_meta(2), "bare")
+    for plot in (plots.plot_age_by_class, plots.plot_sex_counts, plots.plot_dx_type_by_class):
+        texts = [t.get_text() for ax in plot(bare).axes for t in ax.texts]
+        assert texts and all(t.startswith("no ") for t in texts)
+
+
+def test_history_plots_the_columns_that_exist() -> None:
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [1.0, 0.8, 0.7],
+            "val_loss": [1.1, 0.9, 0.9],
+            "accuracy": [0.5, 0.6, 0.7],
+            "val_accuracy": [0.4, 0.5, 0.6],
+            "val_balanced_accuracy": [0.2, 0.3, 0.35],
+            "lr": [0.001, 0.0005, 0.0],
+            "seconds": [3.0, 3.1, 2.9],
+        }
+    )
+    fig = plots.plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["Loss", "Accuracy", "Balanced accuracy (mean recall)"]
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 1]
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+    assert len(plots.plot_history(pd.DataFrame({"epoch": [1]})).axes) == 1
+
+
+def test_history_groups_per_class_recall_in_one_panel() -> None:
+    recalls = {f"val_recall_{code}": [0.1, 0.2] for code in CODES}
+    fig = plots.plot_history(pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.9], **recalls}))
+    assert [ax.get_title() for ax in fig.axes] == ["Loss", "Validation recall per class"]
+    assert [line.get_label() for line in fig.axes[1].lines] == list(CODES)
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_confusion_matrix_labels_and_cells(normalise: bool) -> None:
+    cm = np.diag([3, 1, 1, 1, 2, 4, 1])
+    cm[5, 4] = 4
+    (ax, _colourbar) = plots.plot_confusion_matrix(cm, normalise).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(CODES)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(CODES)
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 49
+    assert texts[5 * 7 + 4] == ("0.50" if normalise else "4")
+    assert np.asarray(ax.get_images()[0].get_array()).max() == (1.0 if normalise else 4)
+
+
+@pytest.mark.parametrize(
+    "plot",
+    [
+        plots.plot_pixel_rows,
+        plots.plot_class_counts,
+        plots.plot_age_by_class,
+        plots.plot_sex_counts,
+        plots.plot_localization_counts,
+        plots.plot_dx_type_by_class,
+    ],
+)
+def test_dataset_figures_save_as_png(dataset, plot) -> None:
+    fig = plot(dataset)
+    assert isinstance(fig, Figure)
+    assert figure_png(fig).startswith(b"\x89PNG\r\n\x1a\n")

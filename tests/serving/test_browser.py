@@ -1,0 +1,179 @@
+"""The page at / in a real browser: Debian's chromium driven by Playwright, at a phone's width.
+
+scripts/test installs chromium with apt-get where it is missing; Playwright's own browser download is
+never used. Outside CI a machine without /usr/bin/chromium skips these tests, and says so.
+"""
+
+import base64
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import expect
+
+from service_helpers import encode, photo
+from skinpamper import NOT_A_DIAGNOSIS
+from skinpamper.scoring.metadata_model import PatientInfo
+from skinpamper.serving.predict import Predictor
+from skinpamper.serving.service.app import create_app
+from skinpamper.serving.service.settings import ServeSettings
+
+pytest_plugins = ["service_fixtures"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless as root in a sandbox with no network: no zygote sandbox, no GPU, no calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; scripts/test installs it with apt-get")
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/test installs it with apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def serving(predictor: Predictor) -> Iterator[str]:
+    """The service on a free loopback port in a background thread, as `skinpamper serve` runs it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(predictor, ServeSettings()), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+@pytest.fixture
+def phone_page(browser):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_choose_an_image_and_see_the_bars_at_phone_width(
+    phone_page, onnx_model: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "lesion.jpg"
+    photo().save(image, quality=95)
+    with serving(Predictor.load(onnx_model)) as url:
+        phone_page.goto(url)
+        assert phone_page.locator("#note").inner_text() == NOT_A_DIAGNOSIS
+        phone_page.set_input_files("#file", str(image))
+        phone_page.wait_for_selector("#bars .bar")
+        bars = phone_page.locator("#bars .bar")
+        assert bars.count() == 7
+        widths = [float(bars.nth(i).locator(".fill").evaluate("e => e.style.width")[:-1]) for i in range(7)]
+        assert widths == sorted(widths, reverse=True) and abs(sum(widths) - 100) < 0.5
+        assert phone_page.locator("#top").inner_text().startswith("Most probable: ")
+        assert NOT_A_DIAGNOSIS in phone_page.locator("#how").inner_text()
+        phone_page.wait_for_selector("#cam-missing:not([hidden])")
+        assert "ONNX export" in phone_page.locator("#cam-missing").inner_text()
+        assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone_page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+def test_drop_an_image_and_see_the_gradcam_overlay(phone_page, served_run: Path) -> None:
+    png = encode(photo(seed=7).convert("RGBA"), "PNG")
+    with serving(Predictor.load(served_run)) as url:
+        phone_page.goto(url)
+        phone_page.evaluate(
+            """(b64) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const data = new DataTransfer();
+                data.items.add(new File([bytes], "lesion.png", { type: "image/png" }));
+                const drop = new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true });
+                document.getElementById("drop").dispatchEvent(drop);
+            }""",
+            base64.b64encode(png).decode(),
+        )
+        phone_page.wait_for_selector("#cam-figure:not([hidden])")
+        expect(phone_page.locator("#cam")).to_have_js_property("naturalWidth", 224)  # decoded, 224 px
+        assert phone_page.locator("#bars .bar").count() == 7
+        assert phone_page.locator("#cam-caption").inner_text().startswith("Grad-CAM for ")
+
+
+def test_a_file_that_is_not_an_image_shows_the_servers_reason(
+    phone_page, onnx_model: Path, tmp_path: Path
+) -> None:
+    fake = tmp_path / "lesion.png"
+    fake.write_text("not an image")
+    with serving(Predictor.load(onnx_model)) as url:
+        phone_page.goto(url)
+        phone_page.set_input_files("#file", str(fake))
+        phone_page.wait_for_selector("#error:not([hidden])")
+        assert phone_page.locator("#error").inner_text().startswith("415: lesion.png: not a JPEG or PNG")
+        assert phone_page.locator("#result").is_hidden()
+
+
+def test_patient_fields_are_sent_with_the_image(phone_page, onnx_model: Path, tmp_path: Path) -> None:
+    image = tmp_path / "lesion.jpg"
+    photo(seed=3).save(image, quality=95)
+    predictor = Predictor.load(onnx_model)
+    (expected,) = predictor.predict([image], patients=[PatientInfo(age=70, sex="male", site="face")])
+    with serving(predictor) as url:
+        phone_page.goto(url)
+        phone_page.wait_for_selector("#patient:not([hidden])")
+        assert phone_page.locator("#site option").all_inner_texts() == ["not given", "back", "face"]
+        phone_page.fill("#age", "70")
+        phone_page.select_option("#sex", "male")
+        phone_page.select_option("#site", "face")
+        phone_page.set_input_files("#file", str(image))
+        phone_page.wait_for_selector("#bars .bar")
+        assert "combined with the patient's age, sex and site" in phone_page.locator("#how").inner_text()
+        top = phone_page.locator("#bars .bar").first
+        assert top.get_attribute("data-class") == expected.top_class
+        assert top.locator(".value").inner_text() == f"{100 * max(expected.probabilities):.1f}%"
+        assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+        phone_page.select_option("#site", "")  # changing a field predicts the same image again
+        phone_page.fill("#age", "")
+        phone_page.select_option("#sex", "")
+        # Playwright's own polling: a wait_for_function string would be eval'd, which the page's CSP forbids.
+        expect(phone_page.locator("#how")).not_to_contain_text("combined")
+        (alone,) = predictor.predict([image])
+        top = phone_page.locator("#bars .bar").first
+        assert top.locator(".value").inner_text() == f"{100 * max(alone.probabilities):.1f}%"
+
+
+def test_patient_fields_stay_hidden_for_a_model_without_metadata(
+    phone_page, served_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(served_run, run)
+    (run / "metadata_model.json").unlink()
+    with serving(Predictor.load(run)) as url:
+        phone_page.goto(url)
+        expect(phone_page.locator("#model")).not_to_be_empty()
+        assert phone_page.locator("#patient").is_hidden()

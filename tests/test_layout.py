@@ -1,0 +1,74 @@
+"""The package's folders follow the data flow, and imports only run downward (design.md).
+
+files -> data -> models -> scoring -> training -> evaluation -> reports -> serving -> cli: a module may
+import from its own stage or any stage before it, never after, so each layer can be read, tested and
+reused without the ones above it. Imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import skinpamper
+
+PACKAGE = Path(skinpamper.__file__).parent
+# The ground floor (modules directly in the package) comes first; then the stages in flow order.
+STAGES = ("", "data", "models", "scoring", "training", "evaluation", "reports", "serving", "cli")
+GROUND = {"errors", "classes", "paths", "atomic", "progress", "imaging"}
+
+
+def _stage(module: str) -> int:
+    """Stage index of a dotted `skinpamper...` module name (the package root itself is the ground)."""
+    parts = module.split(".")[1:]
+    # Ground-floor modules, and names the package root defines (__version__, NOT_A_DIAGNOSIS).
+    return STAGES.index(parts[0]) if parts and parts[0] in STAGES else 0
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every skinpamper import in the file, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("skinpamper"):
+            names = [node.module] if node.module != "skinpamper" else []
+            names += [f"skinpamper.{a.name}" for a in node.names if node.module == "skinpamper"]
+            found += [(node.lineno, name) for name in names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("skinpamper.")]
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
+
+
+def test_every_top_level_module_is_ground_floor_or_a_stage() -> None:
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert top == GROUND
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(STAGES[1:])
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_run_downward(path: Path) -> None:
+    module = _module_name(path)
+    own = _stage(module)
+    upward = [
+        f"line {line}: {name}"
+        for line, name in _imports(path)
+        if name not in ("skinpamper",) and _stage(name) > own
+    ]
+    assert not upward, f"{module} imports from a later stage: {upward}"
+
+
+def test_ground_floor_imports_nothing_of_the_stages() -> None:
+    for path in set(PACKAGE.glob("*.py")) - {PACKAGE / "__main__.py"}:  # the entry point calls the CLI
+        stages = [name for _, name in _imports(path) if _stage(name) > 0]
+        assert not stages, f"{path.name} imports {stages}"
