@@ -28,6 +28,7 @@ from skinpamper.models import check_width, create_model
 from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
+from skinpamper.training.abstain import fit_abstention
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.training.pipeline import TrainData, make_eval_dataset, make_train_dataset
@@ -234,7 +235,8 @@ def write_metadata_model(run: Run, dataset: Dataset, split: Split) -> None:
 
 
 def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -> dict[str, dict]:
-    """metrics.json (val and test) and calibration.json of the run's final `model`; returns the metrics."""
+    """metrics.json (val and test), calibration.json, and the OOD detector and abstention rules of the
+    run's final `model`; returns the metrics."""
     parts = {"val": split.val, "test": split.test}
     probs = {part: predict_probs(model, dataset.images[idx]) for part, idx in parts.items()}
     labels = {"val": dataset.labels[split.val], "test": dataset.labels[split.test]}
@@ -250,8 +252,13 @@ def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -
             # Not strict: a rare site may be missing from the training split; it counts as unknown.
             evidence = metadata.log_likelihood(meta, dataset.source, strict=False)
             metrics["with_metadata"][part] = classification_metrics(labels[part], fuse(calibrated, evidence))
+    config = run.config()
+    detector, rules, metrics["abstention"] = fit_abstention(
+        model, dataset, split, config, calibration["temperature"]
+    )
     run.write_metrics(metrics)
     run.write_calibration(calibration)
+    run.write_abstention(detector, rules)
     return metrics
 
 
