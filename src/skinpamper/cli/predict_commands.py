@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from skinpamper.serving.predict import Prediction, Predictor
 
 OUTPUT_FORMATS = ("table", "json", "csv")
+STATUS_FIELDS = ("status", "ood_score", "ood_threshold", "confidence", "confidence_threshold")
 
 
 @click.command("predict")
@@ -111,6 +112,14 @@ def predict_command(
     sys.exit(1 if failures else 0)
 
 
+STATUS_TEXT = {
+    "ok": "ok",
+    "uncertain": "uncertain: the model is not sure, see a dermatologist",
+    "out_of_distribution": "out of distribution: this does not look like a dermoscopy image",
+    "unchecked": "unchecked",
+}
+
+
 def _model_line(predictor: Predictor) -> str:
     card = predictor.card
     calibration = f"calibrated (T={card.temperature:.2f})" if predictor.calibrated else "uncalibrated"
@@ -118,19 +127,44 @@ def _model_line(predictor: Predictor) -> str:
     return f"model {card.model_id} ({predictor.backend}), {calibration}, {views}"
 
 
+def _status_line(predictor: Predictor) -> str:
+    """How statuses were decided, or why they were not."""
+    rules = predictor.abstention
+    if rules is None:
+        return (
+            "status unchecked: this model was saved without an out-of-distribution detector; "
+            "`skinpamper train --resume RUN` on a finished run fits one (then export again)"
+        )
+    return (
+        f"status: out_of_distribution when the OOD score is above {rules.ood_threshold:.1f} "
+        f"(keeps {rules.ood_keep:.0%} of validation images), uncertain when the top probability is "
+        f"below {rules.confidence_threshold(predictor.tta):.2f}"
+    )
+
+
 def _image_label(prediction: Prediction) -> str:
     return prediction.image + (" (+ age/sex/site)" if prediction.with_metadata else "")
 
 
+def _table_row(prediction: Prediction, top_k: int) -> list[str]:
+    """An out-of-distribution image shows its status instead of probabilities that look confident."""
+    if prediction.status == "out_of_distribution":
+        return [_image_label(prediction), "OOD", STATUS_TEXT[prediction.status], *[""] * (top_k - 1)]
+    ranked = (f"{code} {prob:.3f}" for code, prob in prediction.top_k(top_k))
+    return [_image_label(prediction), prediction.status, *ranked]
+
+
 def _table(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
-    rows = [[_image_label(p), *(f"{code} {prob:.3f}" for code, prob in p.top_k(top_k))] for p in predictions]
-    header = ["image", *(f"#{rank}" for rank in range(1, top_k + 1))]
+    rows = [_table_row(p, top_k) for p in predictions]
+    header = ["image", "status", *(f"#{rank}" for rank in range(1, top_k + 1))]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
-    return "\n".join([_model_line(predictor), *lines, NOT_A_DIAGNOSIS]) + "\n"
+    unsure = [STATUS_TEXT["uncertain"]] if any(p.status == "uncertain" for p in predictions) else []
+    head = [_model_line(predictor), _status_line(predictor)]
+    return "\n".join([*head, *lines, *unsure, NOT_A_DIAGNOSIS]) + "\n"
 
 
 def _json(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
@@ -155,6 +189,7 @@ def _csv(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str
             "calibrated",
             "tta",
             "with_metadata",
+            *STATUS_FIELDS,
             "model_id",
             "note",
         ]
@@ -171,6 +206,7 @@ def _csv(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str
                 p.calibrated,
                 p.tta,
                 p.with_metadata,
+                *("" if getattr(p, f) is None else getattr(p, f) for f in STATUS_FIELDS),
                 p.model_id,
                 p.note,
             ]

@@ -15,8 +15,8 @@ product, one subtraction and a minimum, the same in NumPy, in Keras and inside a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

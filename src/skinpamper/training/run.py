@@ -202,6 +202,16 @@ class Run:
         rules = Abstention.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
         return OODDetector.load(self.file(OOD_DETECTOR)), rules
 
+    def serving_model(self, model: keras.Model) -> keras.Model:
+        """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]);
+        `model` itself for a run without a detector."""
+        saved = self.abstention()
+        if saved is None:
+            return model
+        from skinpamper.models.ood_head import with_ood_score
+
+        return with_ood_score(model, saved[0].centres, saved[0].projection)
+
     def write_dataset_info(self, dataset: Dataset, split: Split, config: TrainConfig) -> None:
         write_json_atomic(self.file(DATASET), dataset_info(dataset, split, config))
 
