@@ -164,7 +164,9 @@ def test_cli_table_json_and_csv_carry_the_note(onnx_model: Path, image_folder: P
     lines = table.output.splitlines()
     assert lines[0].startswith("model compact_cnn-") and "calibrated (T=" in lines[0]
     assert "8-view TTA" in lines[0]
-    assert lines[1].split() == ["image", "#1", "#2"] and len(lines) == 5  # header, 2 images, note
+    assert lines[1].startswith("status: out_of_distribution when the OOD score is above ")
+    assert lines[2].split() == ["image", "status", "#1", "#2"]
+    assert [line.split()[0].rsplit("/", 1)[-1] for line in lines[3:5]] == ["a.jpg", "b.PNG"]
     assert lines[-1] == NOT_A_DIAGNOSIS and "notes.txt" not in table.output
 
     as_json = runner.invoke(

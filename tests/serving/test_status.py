@@ -4,7 +4,6 @@ detector; the same from a run folder and from its ONNX export, through the Predi
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import shutil
@@ -15,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from service_helpers import with_thresholds
 from skinpamper.cli import main
 from skinpamper.scoring.abstention import Abstention
 from skinpamper.serving.predict import Predictor
@@ -26,20 +26,6 @@ OLD_RUN = Path(__file__).parents[1] / "fixtures" / "run_v0_1"
 
 def _images(count: int = 6) -> np.ndarray:
     return np.random.default_rng(4).integers(0, 256, (count, 28, 28, 3), dtype=np.uint8)
-
-
-def _with_rules(predictor: Predictor, **changes: float) -> Predictor:
-    """The same model with its thresholds moved, to drive each status."""
-    rules = Abstention.from_dict(predictor.card.abstention, "card")
-    confidence = {
-        k: dataclasses.replace(v, threshold=changes.get("confidence", v.threshold))
-        for k, v in rules.confidence.items()
-    }
-    rules = dataclasses.replace(
-        rules, ood_threshold=changes.get("ood", rules.ood_threshold), confidence=confidence
-    )
-    card = dataclasses.replace(predictor.card, abstention=rules.to_dict())
-    return Predictor(predictor.engine, card, predictor.backend, predictor.tta)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +62,7 @@ def test_run_folder_and_onnx_give_the_same_scores_and_statuses(
     ],
 )
 def test_each_status_path(onnx_predictor: Predictor, changes: dict[str, float], expected: str) -> None:
-    predictions = _with_rules(onnx_predictor, **changes).predict_arrays(_images(2), ["a", "b"])
+    predictions = with_thresholds(onnx_predictor, **changes).predict_arrays(_images(2), ["a", "b"])
     assert {p.status for p in predictions} == {expected}
     first = predictions[0].to_dict()
     assert first["ood_score"] > 0 and first["confidence"] == pytest.approx(
@@ -89,7 +75,7 @@ def test_uncertainty_reads_the_image_before_the_patients_metadata(onnx_predictor
     """The metadata can sharpen the shown probabilities, but the status is about the image."""
     from skinpamper.scoring.metadata_model import PatientInfo
 
-    unsure = _with_rules(onnx_predictor, ood=1e12, confidence=1.01)
+    unsure = with_thresholds(onnx_predictor, ood=1e12, confidence=1.01)
     (plain,) = unsure.predict_arrays(_images(1), ["a"])
     (fused,) = unsure.predict_arrays(_images(1), ["a"], [PatientInfo(age=70.0, sex="male", site="face")])
     assert fused.with_metadata and fused.status == plain.status == "uncertain"
