@@ -37,6 +37,7 @@ from skinpamper.reports.run_report import (
     read_json,
     split_table,
 )
+from skinpamper.reports.trust import trust_context
 from skinpamper.scoring.calibration import apply_temperature
 
 TTA_NAME = "8-view TTA"
@@ -293,6 +294,14 @@ def write_evaluation_report(evaluation: Evaluation, out_dir: str | Path) -> tupl
         if evaluation.calibration is None
         else _calibration_table(evaluation.calibration),
         figures=_figures(evaluation),
+        trust=trust_context(
+            evaluation.subgroups,
+            evaluation.abstention,
+            read_json(run_dir / "abstention.json"),
+            evaluation.risk_coverage,
+            evaluation.probs_tta is not None,
+            f"{TTA_NAME} probabilities" if evaluation.probs_tta is not None else "plain probabilities",
+        ),
     )
     write_files(
         out,

@@ -23,6 +23,7 @@ from skinpamper.data.summary import Table
 from skinpamper.errors import SkinPamperError
 from skinpamper.reports.html import figure_item, render_template, write_files
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history
+from skinpamper.reports.trust import trust_context
 from skinpamper.training.run import MEMBERS
 
 RUN_FILES = ("dataset.json", "config.json", "history.csv", "metrics.json")
@@ -240,7 +241,9 @@ def write_run_report(run_dir: Path) -> Path:
     data = read_json(run_dir / "dataset.json") or {}
     config = read_json(run_dir / "config.json") or {}
     history = read_history(run_dir / "history.csv")
-    parts = _metric_parts(run_dir / "metrics.json", read_json(run_dir / "metrics.json"))
+    recorded = read_json(run_dir / "metrics.json")
+    parts = _metric_parts(run_dir / "metrics.json", recorded)
+    recorded = recorded if isinstance(recorded, dict) else {}
     members = (read_json(run_dir / MEMBERS) or {}).get("members", [])
     name = run_dir.resolve().name
     sizes = data.get("split_sizes")
@@ -256,6 +259,16 @@ def write_run_report(run_dir: Path) -> Path:
         members_table=members_table(members) if members else None,
         metrics_table=_metrics_table(parts) if parts else None,
         confusion_figures=_confusion_figures({name: parts[name] for name in PARTS if name in parts}),
+        trust=trust_context(
+            recorded.get("subgroups"),
+            recorded.get("abstention", {}).get("test"),
+            read_json(run_dir / "abstention.json"),
+            recorded.get("risk_coverage"),
+            tta=False,
+            scored="the test split's plain probabilities",
+        )
+        if recorded
+        else None,
     )
     markdown = _markdown(name, data, config, parts, len(members))
     write_files(run_dir, {"report.html": page.encode("utf-8"), "summary.md": markdown.encode("utf-8")})

@@ -28,7 +28,6 @@ from skinpamper.models import check_width, create_model
 from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
-from skinpamper.training.abstain import fit_abstention
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.training.pipeline import TrainData, make_eval_dataset, make_train_dataset
@@ -42,6 +41,7 @@ from skinpamper.training.run import (
     restore_seed_states,
     seed_states,
 )
+from skinpamper.training.trust import fit_abstention, trust_on_test
 
 TRAIN_SCORED = 2000  # training images scored per epoch for the train/validation mean-recall curves
 EVAL_BATCH = 256  # inference only: larger batches are faster and do not change the predictions
@@ -256,6 +256,7 @@ def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -
     detector, rules, metrics["abstention"] = fit_abstention(
         model, dataset, split, config, calibration["temperature"]
     )
+    metrics.update(trust_on_test(dataset, split, probs["test"], calibration["temperature"], config.seed))
     run.write_metrics(metrics)
     run.write_calibration(calibration)
     run.write_abstention(detector, rules)

@@ -1,9 +1,11 @@
-"""`fit_abstention`: the OOD detector and the abstention thresholds of a trained model.
+"""What a trained run says about when to trust it: OOD detector, abstention thresholds, subgroups.
 
-The detector learns the training split's features; its threshold and the confidence thresholds are
-set on the validation split; the test split is only scored. Confidence thresholds are fitted for plain
-and for 8-view TTA probabilities (calibrated with the run's temperature), because TTA's averaged
-probabilities are less peaked and `predict` uses TTA by default while the service does not.
+`fit_abstention`: the detector learns the training split's features; its threshold and the confidence
+thresholds are set on the validation split; the test split is only scored. Confidence thresholds are
+fitted for plain and for 8-view TTA probabilities (calibrated with the run's temperature), because
+TTA's averaged probabilities are less peaked and `predict` uses TTA by default while the service does
+not. `trust_on_test`: the test split's figures per subgroup and its risk-coverage curve, for the run
+report and the model card.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import numpy as np
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.models.features import feature_model
-from skinpamper.scoring.abstention import Abstention, abstention_summary, choose_confidence
+from skinpamper.scoring.abstention import Abstention, abstention_summary, choose_confidence, risk_coverage
 from skinpamper.scoring.calibration import apply_temperature
 from skinpamper.scoring.ood import SCORE_NAME, OODDetector, fit_detector, fit_threshold
+from skinpamper.scoring.subgroups import subgroup_report
 from skinpamper.scoring.tta import predict_tta
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.pipeline import make_eval_dataset
@@ -58,3 +61,15 @@ def fit_abstention(
     )
     summary = {part: abstention_summary(rules, *values) for part, values in scored.items()}
     return detector, rules, summary
+
+
+def trust_on_test(
+    dataset: Dataset, split: Split, test_probs: np.ndarray, temperature: float, seed: int
+) -> dict[str, Any]:
+    """Subgroup figures of the test split's probabilities, and the risk-coverage of their calibration."""
+    test = dataset.subset(split.test)
+    lesions = test.meta["lesion_id"].astype(str).to_numpy() if test.has_lesion_ids else None
+    return {
+        "subgroups": subgroup_report(test.labels, test_probs, test.meta, lesions, seed=seed),
+        "risk_coverage": risk_coverage(test.labels, apply_temperature(test_probs, temperature)),
+    }
