@@ -202,11 +202,9 @@ def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
     return table
 
 
-def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
-    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """What metrics.json holds: every figure of the evaluation, plain JSON."""
+    return {
         "run": evaluation.run,
         "data": evaluation.data,
         "part": evaluation.part,
@@ -218,6 +216,13 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
         "risk_coverage": evaluation.risk_coverage,
         "subgroups": evaluation.subgroups,
     }
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
+    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = evaluation_summary(evaluation)
     buffer = io.StringIO()
     predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
     write_text_atomic(out / "predictions.csv", buffer.getvalue())

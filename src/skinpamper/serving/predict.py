@@ -26,6 +26,7 @@ from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError, ImageError
 from skinpamper.imaging import FITS, MAX_PIXELS, load_image
+from skinpamper.reports.model_card import model_card
 from skinpamper.scoring.abstention import UNCHECKED, Abstention
 from skinpamper.scoring.calibration import apply_temperature
 from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, fuse, metadata_frame
@@ -55,6 +56,7 @@ class ModelCard:
     classes: tuple[str, ...] = CODES
     metadata_model: dict[str, Any] | None = None  # MetadataModel.to_dict(); None: images only
     abstention: dict[str, Any] | None = None  # Abstention.to_dict(); None: saved before OOD detection
+    model_card: str | None = None  # model_card.md (reports.model_card); None: exported before it existed
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "classes": list(self.classes)}
@@ -333,8 +335,9 @@ def run_card(run: Run) -> ModelCard:
         summary["with_metadata"] = {key: fused[key] for key in _SUMMARY_KEYS if key in fused}
     metadata = run.metadata_model()
     abstention = run.abstention()
+    model_id = f"{config.model}-{file_digest(run.file(BEST_MODEL))}"
     return ModelCard(
-        model_id=f"{config.model}-{file_digest(run.file(BEST_MODEL))}",
+        model_id=model_id,
         architecture=config.model,
         image_size=config.image_size,
         fit=config.fit,
@@ -342,6 +345,7 @@ def run_card(run: Run) -> ModelCard:
         metrics=summary,
         metadata_model=None if metadata is None else metadata.to_dict(),
         abstention=None if abstention is None else abstention[1].to_dict(),
+        model_card=model_card(run.path, model_id=model_id),
     )
 
 
