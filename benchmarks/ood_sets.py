@@ -71,8 +71,9 @@ def synthetic(rng: np.random.Generator, count: int = 240) -> list[Image.Image]:
         lambda: rng.normal(rng.uniform(60, 200), rng.uniform(10, 60), (150, 200, 3)),
         lambda: np.broadcast_to(rng.integers(0, 256, 3), (150, 200, 3)),
         lambda: np.linspace(rng.integers(0, 256, 3), rng.integers(0, 256, 3), 200)[None].repeat(150, 0),
-        lambda: (np.indices((150, 200)).sum(0) // rng.integers(4, 40) % 2)[..., None]
-        * rng.integers(0, 256, 3),
+        lambda: (
+            (np.indices((150, 200)).sum(0) // rng.integers(4, 40) % 2)[..., None] * rng.integers(0, 256, 3)
+        ),
     ]
     return [_rgb(np.clip(makers[i % len(makers)](), 0, 255).astype(np.uint8)) for i in range(count)]
 
@@ -84,7 +85,18 @@ def rendered(rng: np.random.Generator, count: int = 120) -> list[Image.Image]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    words = "skin lesion report balanced accuracy model metrics recall table figure page".split()
+    words = [
+        "skin",
+        "lesion",
+        "report",
+        "balanced",
+        "accuracy",
+        "model",
+        "metrics",
+        "recall",
+        "table",
+        "page",
+    ]
     images = []
     for i in range(count):
         fig, ax = plt.subplots(figsize=(rng.uniform(3, 6), rng.uniform(2, 4)), dpi=60)

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.distance import mahalanobis
 
 from skinpamper.errors import ConfigError
-from skinpamper.scoring.ood import OODDetector, fit_detector, fit_threshold
+from skinpamper.scoring.ood import OODDetector, _whitening, fit_detector, fit_threshold
 
 
 def _clusters(n: int = 600, dims: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -22,11 +22,25 @@ def _clusters(n: int = 600, dims: int = 8, seed: int = 0) -> tuple[np.ndarray, n
 def test_score_is_the_squared_mahalanobis_distance_to_the_nearest_class() -> None:
     features, labels = _clusters()
     detector = fit_detector(features, labels)
-    precision = detector.projection @ detector.projection.T
     means = np.stack([features[labels == c].mean(axis=0) for c in range(3)])
+    precisions = [p @ p.T for p in detector.projections]
     point = features[0] + 0.5
-    expected = min(mahalanobis(point, m, precision) ** 2 for m in means)
+    expected = min(mahalanobis(point, m, p) ** 2 for m, p in zip(means, precisions, strict=True))
     assert detector.score(point[None])[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_each_class_has_its_own_spread_and_small_classes_borrow_the_pooled_one() -> None:
+    """A class spread ten times wider is not strange at ten times the usual distance from its mean."""
+    rng = np.random.default_rng(3)
+    tight, wide = rng.normal(0, 1, (300, 4)), rng.normal(20, 10, (300, 4))
+    few = rng.normal(-20, 1, (5, 4))
+    detector = fit_detector(np.r_[tight, wide, few], np.r_[np.zeros(300), np.ones(300), np.full(5, 2)])
+    far_in_wide = np.full((1, 4), 20.0 + 15.0)
+    assert detector.score(far_in_wide)[0] < 10  # about 1.5 of its own standard deviations per axis
+    features = np.r_[tight, wide, few]
+    means = np.r_[[tight.mean(0)] * 300, [wide.mean(0)] * 300, [few.mean(0)] * 5]
+    np.testing.assert_allclose(detector.projections[2], _whitening(features - means))  # pooled
+    assert not np.allclose(detector.projections[0], detector.projections[2])
 
 
 def test_points_far_from_every_class_score_higher_than_training_like_points() -> None:

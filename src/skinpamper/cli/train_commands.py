@@ -35,7 +35,15 @@ def echo_run_summary(run_dir: Path) -> None:
             f"with age, sex, site: balanced accuracy {fused['balanced_accuracy']:.3f}, "
             f"accuracy {fused['accuracy']:.3f}"
         )
-    click.echo(f"run folder: {run_dir}\nreport: {report}")
+    if "abstention" in metrics:
+        kept = metrics["abstention"]["test"]
+        shares = kept["shares"]
+        click.echo(
+            f"abstention: {100 * shares['out_of_distribution']:.1f}% of test refused as out of distribution, "
+            f"{100 * shares['uncertain']:.1f}% uncertain; balanced accuracy of those answered ok "
+            f"{kept['balanced_accuracy_ok'] or 0:.3f}"
+        )
+    click.echo(f"run folder: {run_dir}\nreport: {report}\nmodel card: {run_dir / 'model_card.md'}")
     click.echo(NOT_A_DIAGNOSIS)
 
 

@@ -210,7 +210,7 @@ class Run:
             return model
         from skinpamper.models.ood_head import with_ood_score
 
-        return with_ood_score(model, saved[0].centres, saved[0].projection)
+        return with_ood_score(model, saved[0].centres, saved[0].projections)
 
     def write_dataset_info(self, dataset: Dataset, split: Split, config: TrainConfig) -> None:
         write_json_atomic(self.file(DATASET), dataset_info(dataset, split, config))
