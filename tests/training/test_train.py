@@ -71,7 +71,7 @@ def test_run_folder_holds_every_file(finished_run: Run, dataset: Dataset) -> Non
     assert {p.name for p in finished_run.path.iterdir()} == RUN_FILES
     assert finished_run.config() == CONFIG
     metrics = finished_run.metrics()
-    assert set(metrics) == {"val", "test", "abstention"}
+    assert set(metrics) == {"val", "test", "abstention", "subgroups", "risk_coverage"}
     assert metrics["test"]["n"] == len(finished_run.split(dataset).test)
     info = json.loads(finished_run.file("dataset.json").read_text())
     assert info["images"] == 70 and info["class_counts"]["mel"] == 10 and info["image_size"] == 28
