@@ -11,7 +11,6 @@ same rows. Only ONNX exports are scored here: the .onnx file is what ships to wo
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import socket
@@ -54,8 +53,10 @@ def is_uri(source: str) -> bool:
 
 def check_ray_job(model: str | Path) -> None:
     """Refuse, before anything loads, a job Ray cannot run: no Ray installed, or not an ONNX model."""
-    if importlib.util.find_spec("ray") is None:
-        raise ConfigError(f"--engine ray needs Ray, which is not installed: {RAY_EXTRA}")
+    try:
+        import ray  # noqa: F401  (imported here so that a missing extra is said before any work)
+    except ImportError:
+        raise ConfigError(f"--engine ray needs Ray, which is not installed: {RAY_EXTRA}") from None
     if Path(model).suffix.lower() != ".onnx":
         raise ConfigError(
             f"{model}: --engine ray scores ONNX exports only (Ray ships the .onnx file to its workers); "
@@ -67,13 +68,13 @@ def check_ray_job(model: str | Path) -> None:
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
     """Join the cluster at `address`, or start Ray on this machine (all its cores, no dashboard).
 
-    A session the caller already started is used as it is and left running.
+    A session the caller already started is used as it is and left running (when no address is given).
     """
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"--engine ray needs Ray: {RAY_EXTRA}") from None
-    if ray.is_initialized():
+        raise ConfigError(f"--engine ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+    if ray.is_initialized() and address is None:
         yield ray
         return
     if address is not None:
@@ -121,6 +122,11 @@ def score_with_ray(
     uris = [str(s) for s in sources if is_uri(str(s))]
     local = [str(s) for s in sources if not is_uri(str(s))]
     todo = [name for name in local if name not in scores.done]
+    # Datasets copy the context when made, so set it first.
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows in the order given, as the local engine
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO plan and WARNING "bars disabled"
+    context.enable_progress_bars = False  # the caller's progress callback reports instead
     datasets = []
     if todo:
         datasets.append(ray.data.from_items([{"image": name} for name in todo]))
@@ -132,10 +138,6 @@ def score_with_ray(
         scores.finish()
         return JobSummary(0, 0, len(local), time.perf_counter() - start)
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # rows in the order given, as the local engine
-    context.enable_progress_bars = False  # the caller's progress callback reports instead
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     decode = {"size": card.image_size, "fit": card.fit, "max_pixels": predictor.max_pixels}
     decode["skip"] = scores.done if uris else frozenset()
     # Ray fuses the decoding into the actors (no copy between them), so each actor decodes and scores
@@ -169,7 +171,12 @@ def score_with_ray(
             progress(scored, scored if uris else len(todo))
     scores.write(pending)
     scores.finish()
-    return JobSummary(scored - failed, failed, len(local) - len(todo), time.perf_counter() - start)
+    skipped = (
+        len(local) - len(todo) + sum(name.startswith(tuple(uris)) for name in scores.done)
+        if uris
+        else len(local) - len(todo)
+    )
+    return JobSummary(scored - failed, failed, skipped, time.perf_counter() - start)
 
 
 class OnnxScorer:
