@@ -153,6 +153,7 @@ def test_an_unfinished_job_is_not_overwritten_without_resume(
     out = tmp_path / "s.parquet"
     parts = tmp_path / ".s.parquet.parts"
     parts.mkdir()
+    (parts / "000000.parquet").write_bytes(b"rows of a killed job")
     result = CliRunner().invoke(main, ["predict", str(MODEL), str(archive[0]), "--out", str(out)])
     assert result.exit_code == 1 and "add --resume to keep them, or delete that folder" in result.output
     shutil.rmtree(parts)

@@ -160,6 +160,7 @@ def score_files(
     under its name only once every file has a row.
     """
     start = time.perf_counter()
+    patients.check(predictor)  # before the output's parts folder exists
     scores = ScoreFile(out, predictor.card.model_id, resume)
     todo = [path for path in paths if str(path) not in scores.done]
     rows: list[dict[str, Any]] = []

@@ -81,7 +81,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         _probe(address)
     try:
         ray.init(
-            address=address,
+            address=address or "local",  # a new Ray here, never a cluster some other job left running
             num_cpus=None if address else (num_cpus or os.cpu_count()),
             include_dashboard=False if address is None else None,
             logging_level=logging.WARNING,

@@ -46,7 +46,7 @@ class ScoreFile:
         self.out, self.model_id = Path(out), model_id
         self.parts = parts_folder(self.out)
         _check_target(self.out)
-        if self.parts.exists() and not resume:
+        if not resume and any(self.parts.glob("*.parquet")):
             raise ConfigError(
                 f"{self.out}: an unfinished job's rows are in {self.parts}; add --resume to keep them, "
                 "or delete that folder to start again"
