@@ -88,7 +88,8 @@ def score_sets(run_dir: Path, data: Path, seed: int) -> None:
     sets["inverted HAM test images (near)"] = ood_sets.inverted(test_images)
     inside = scores(test_images)
     print(f"\n### {run_dir.name}: {config.model} at {config.image_size} px, {len(test):,} test images\n")
-    print("| OOD set | images | AUROC | FPR at 95% TPR | refused at the threshold | AUROC, MSP | AUROC, energy |")
+    columns = ("images", "AUROC", "FPR at 95% TPR", "refused at the threshold", "AUROC, MSP", "AUROC, energy")
+    print("| OOD set | " + " | ".join(columns) + " |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, images in sets.items():
         out = scores(images)

@@ -22,7 +22,18 @@ from skinpamper.training.ensemble import make_ensemble, train_ensemble
 from skinpamper.training.run import Run
 from synthetic import tiny_dataset
 
-MEMBER = ("--image-size", "28", "--epochs", "1", "--batch-size", "8", "--model", "compact_cnn")
+MEMBER = (
+    "--image-size",
+    "28",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--model",
+    "compact_cnn",
+    "--members",
+    "1",
+)
 
 
 def _train(folder: Path, out: Path, seed: int, split_seed: int) -> Path:

@@ -11,7 +11,7 @@ import click
 from skinpamper.cli.common import load_data, resolve_data
 from skinpamper.data.load import FORMATS
 from skinpamper.imaging import FITS
-from skinpamper.training.config import IMBALANCE
+from skinpamper.training.config import IMBALANCE, MEMBERS
 
 
 def echo_run_summary(run_dir: Path) -> None:
@@ -79,7 +79,7 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--colour-constancy/--no-colour-constancy",
     default=None,
-    help="Put a shades-of-grey colour-constancy layer in front of the model [default: on].",
+    help="Put a shades-of-grey colour-constancy layer in front of the model [default: off].",
 )
 @click.option(
     "--config",
@@ -90,10 +90,11 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--members",
     type=click.IntRange(1),
-    default=1,
+    default=MEMBERS,
     show_default=True,
     help="Train this many runs on one split (seeds SEED, SEED+100, ...) into OUT/member-K and average "
-    "them into OUT; run the same command again to continue an interrupted one.",
+    "them into OUT (the default generalised best to other clinics; 1 trains a single run); run the same "
+    "command again to continue an interrupted one.",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="New run folder [default: runs/MODEL-TIME].")
 @click.option(
