@@ -255,7 +255,10 @@ def find_images(paths: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+            # is_file: a folder named x.jpg is a folder, not an image.
+            found.extend(
+                sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            )
         else:
             found.append(entry)
     return found
