@@ -318,6 +318,9 @@ def test_a_run_folder_adds_the_gradcam_overlay(served_run: Path, jpeg_bytes: byt
         assert unknown.json()["detail"].startswith("query class: String should match pattern")
         two = client.post("/v1/explain", files=files(("a.jpg", jpeg_bytes), ("b.jpg", jpeg_bytes)))
         assert two.status_code == 413
+        short = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x05IHDR\x00\x00\x00\x10\x00"  # once a 500
+        damaged = client.post("/v1/explain", files=files(("short.png", short)))
+        assert damaged.status_code == 422 and damaged.json()["detail"].startswith("short.png: truncated")
 
 
 def test_an_onnx_export_has_no_explain_route(client: TestClient, jpeg_bytes: bytes) -> None:

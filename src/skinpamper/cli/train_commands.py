@@ -40,7 +40,11 @@ def echo_run_summary(run_dir: Path) -> None:
 
 
 @click.command("train")
-@click.option("--data", type=click.Path(), help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST].")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST; with --resume, the run's own].",
+)
 @click.option("--model", help="Registered model name (see `skinpamper models`) [default: compact_cnn].")
 @click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
 @click.option(
@@ -122,8 +126,9 @@ def train_command(
     from skinpamper.training.train import resume, train
 
     if resume_dir:
-        config = Run.open(resume_dir).config()
-        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
+        run = Run.open(resume_dir)
+        config = run.config()
+        dataset = load_data(data or run.data_path(), config.image_size, config.data_format, config.fit)
         run_dir = resume(resume_dir, dataset, callbacks=[TqdmProgress()])
     else:
         config = load_config(config_file) if config_file else TrainConfig()

@@ -28,8 +28,10 @@ from skinpamper.scoring.calibration import apply_temperature, temperature_effect
 from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.metadata_model import fuse
 from skinpamper.scoring.tta import predict_tta
-from skinpamper.training.run import Run
+from skinpamper.training.run import Run, refuse_run_folder
 from skinpamper.training.train import predict_probs
+
+EVALUATION_FILES = "metrics.json, predictions.csv, report.html and summary.md"
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
     """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
     out = Path(out_dir)
+    refuse_run_folder(out, EVALUATION_FILES)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "run": evaluation.run,
