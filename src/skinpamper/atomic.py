@@ -34,7 +34,7 @@ def _umask() -> int:
 
 
 @cache
-def _host() -> str:
+def host_id() -> str:
     """This machine, as 8 hex digits: enough to tell machines apart, without writing its name."""
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
@@ -45,7 +45,7 @@ def replace_into(path: Path, write: Callable[[Path], None]) -> None:
     mkstemp makes the temporary owner-only (0600); it gets the permissions a plain open() would give
     (0666 less the umask), so a run folder can be shared or served by another user like any file.
     """
-    prefix = f".{path.stem}.{_host()}-{os.getpid()}-"
+    prefix = f".{path.stem}.{host_id()}-{os.getpid()}-"
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=f".tmp{path.suffix}")
     os.close(fd)
     temporary = Path(name)
@@ -92,7 +92,7 @@ def sweep_temporaries(folder: Path) -> list[Path]:
         match = _TEMPORARY.match(path.name)
         if match is None or not path.is_file():
             continue
-        if match["host"] == _host():
+        if match["host"] == host_id():
             stale = not _running(int(match["pid"]))
         else:
             try:

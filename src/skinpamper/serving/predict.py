@@ -275,7 +275,7 @@ def file_digest(path: Path) -> str:
 
 def run_card(run: Run) -> ModelCard:
     """The card of a run's best model, from its config, calibration and test metrics."""
-    from skinpamper.training.run import BEST_MODEL, METRICS
+    from skinpamper.training.run import METRICS
 
     config = run.config()
     recorded = run.metrics() if run.file(METRICS).exists() else {}
@@ -286,7 +286,7 @@ def run_card(run: Run) -> ModelCard:
         summary["with_metadata"] = {key: fused[key] for key in _SUMMARY_KEYS if key in fused}
     metadata = run.metadata_model()
     return ModelCard(
-        model_id=f"{config.model}-{file_digest(run.file(BEST_MODEL))}",
+        model_id=f"{config.model}-{file_digest(run.model_file())}",
         architecture=config.model,
         image_size=config.image_size,
         fit=config.fit,

@@ -279,6 +279,13 @@ class Run:
     def save_model(self, model: keras.Model, name: str) -> None:
         replace_into(self.file(name), model.save)
 
+    def model_file(self, name: str = BEST_MODEL) -> Path:
+        """The path of a saved model; ConfigError when the run folder lacks it."""
+        path = self.file(name)
+        if not path.is_file():
+            raise ConfigError(f"{path}: missing from the run folder")
+        return path
+
     def load_model(self, name: str = BEST_MODEL) -> keras.Model:
         """A saved model; registered custom models and losses are imported first so they deserialise
         (model.keras keeps its compiled loss, e.g. a logit-adjusted one)."""
@@ -286,9 +293,7 @@ class Run:
         from skinpamper.models import list_models
 
         list_models()
-        path = self.file(name)
-        if not path.is_file():
-            raise ConfigError(f"{path}: missing from the run folder")
+        path = self.model_file(name)
         try:
             with zipfile.ZipFile(path) as archive:  # a .keras file is a zip; check every member's CRC
                 broken = archive.testzip()

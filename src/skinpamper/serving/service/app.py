@@ -172,7 +172,9 @@ def _add_predict_route(
     )
     async def predict(
         request: Request,
-        age: Annotated[float | None, Query(ge=0, le=MAX_AGE, description="patient's age, years")] = None,
+        age: Annotated[
+            float | None, Query(ge=0, le=MAX_AGE, allow_inf_nan=False, description="patient's age, years")
+        ] = None,
         sex: Annotated[str | None, Query(max_length=40, description="e.g. female, male")] = None,
         site: Annotated[str | None, Query(max_length=40, description="body site, e.g. back, face")] = None,
     ) -> Response:
