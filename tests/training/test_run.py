@@ -144,6 +144,40 @@ def test_resume_of_an_interrupted_run_with_a_damaged_checkpoint(
     assert_clean(result, run / LAST_MODEL)
 
 
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"run": "r", "part": "test", "plain": {}, "tta": None, "with_metadata": None},  # an evaluation's
+        {"val": {"n": 1}, "test": {"n": 1}},
+        [1, 2],
+    ],
+)
+def test_metrics_of_the_wrong_shape_are_damage_too(
+    trained_run: Path, image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metrics: object
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / METRICS).write_text(json.dumps(metrics))  # valid JSON, but not what training writes
+    for command in ("predict", "compare"):
+        result = run_command(command_args(command, run, image, tmp_path), monkeypatch)
+        assert result.exit_code == 1
+        assert_clean(result, run / METRICS)
+    assert "metrics.json: damaged (" in result.output
+
+
+@pytest.mark.parametrize("name", [CONFIG, SPLIT, STATE])
+def test_ensemble_names_a_damaged_member_file(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(trained_run, first)
+    shutil.copytree(trained_run, second)
+    DAMAGE["truncated"](second / name)
+    result = run_command(["ensemble", str(first), str(second), "--out", str(tmp_path / "mean")], monkeypatch)
+    assert result.exit_code == 1 and not (tmp_path / "mean").exists()
+    assert_clean(result, second / name)
+
+
 def test_opening_a_run_sweeps_what_a_killed_writer_left(trained_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

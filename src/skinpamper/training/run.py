@@ -170,8 +170,12 @@ class Run:
     def write_split(self, split: Split, dataset: Dataset) -> None:
         replace_into(self.file(SPLIT), lambda p: split.save(p, dataset))
 
+    def split_ids(self) -> dict[str, Any]:
+        """split.json as saved: image ids of each part (runs share a split when these are equal)."""
+        return self._json(SPLIT)
+
     def split(self, dataset: Dataset) -> Split:
-        return Split.from_ids(self._json(SPLIT), dataset, str(self.file(SPLIT)))
+        return Split.from_ids(self.split_ids(), dataset, str(self.file(SPLIT)))
 
     def write_state(self, state: RunState) -> None:
         write_json_atomic(self.file(STATE), asdict(state))
@@ -233,6 +237,8 @@ class Run:
         """{"val": ..., "test": ...} of model.keras (and "with_metadata": the same two), shape checked."""
         metrics = self._json(METRICS)
         fused = metrics.get("with_metadata", {})
+        if not isinstance(fused, dict):
+            raise self._damaged(METRICS, "with_metadata is not a table of scores")
         scored = [(part, metrics.get(part)) for part in METRIC_PARTS]
         scored += [(f"with_metadata {part}", fused.get(part)) for part in METRIC_PARTS] if fused else []
         for name, part in scored:
