@@ -35,6 +35,7 @@ from skinpamper.training.run import (
     SPLIT,
     STATE,
     Run,
+    refuse_run_folder,
 )
 
 RUN_FILES = (CONFIG, SPLIT, DATASET, ENVIRONMENT, HISTORY, BEST_MODEL, LAST_MODEL, STATE, METRICS)
@@ -214,7 +215,10 @@ def test_an_old_run_with_a_relative_data_path_works_where_it_resolves(
     monkeypatch.chdir(ham_folder.parent)
     assert run.data_path() == ham_folder.name
     monkeypatch.chdir(tmp_path / "run")
-    with pytest.raises(ConfigError, match=r"config.json: data_path 'ham' is relative .* or give --data$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config.json: data_path 'ham' is relative .* also take the path again with --data\)$",
+    ):
         run.data_path()
 
 
@@ -231,6 +235,12 @@ def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, tmp_path: Path)
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
     beside = CliRunner().invoke(main, ["predict", str(run), str(trained_run.parent / "ham"), "--no-tta"])
     assert beside.exit_code == 0, beside.output  # the run still predicts
+
+
+def test_an_evaluations_folder_can_be_evaluated_into_again(tmp_path: Path) -> None:
+    for name in ("metrics.json", "predictions.csv", "report.html", "summary.md"):  # what evaluate writes
+        (tmp_path / name).write_text("{}")
+    refuse_run_folder(tmp_path, "an evaluation")  # no error
 
 
 def test_a_folder_with_only_part_of_a_run_is_not_trained_over(tmp_path: Path) -> None:

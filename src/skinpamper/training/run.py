@@ -53,8 +53,10 @@ HISTORY, STATE, METRICS = "history.csv", "state.json", "metrics.json"
 CALIBRATION, METADATA_MODEL = "calibration.json", "metadata_model.json"
 BEST_MODEL, LAST_MODEL = "model.keras", "last.keras"
 MEMBERS = "members.json"  # an ensemble's runs, written by skinpamper.training.ensemble
-# A run's own files: a folder holding any of them holds a run (perhaps a half-made one).
-RUN_FILES = (CONFIG, SPLIT, STATE, HISTORY, BEST_MODEL, LAST_MODEL, METRICS, CALIBRATION, MEMBERS)
+# Files only a run has: a folder holding any of them holds a run (perhaps a half-made one). Not
+# metrics.json, which an evaluation's folder has too (evaluating twice into one folder is fine).
+RUN_FILES = (CONFIG, SPLIT, DATASET, ENVIRONMENT, STATE, HISTORY, BEST_MODEL, LAST_MODEL, CALIBRATION)
+RUN_FILES += (METADATA_MODEL, MEMBERS)
 METRIC_PARTS = ("val", "test")
 _METRIC_KEYS = ("n", "accuracy", "balanced_accuracy", "per_class_recall")
 HISTORY_COLUMNS: tuple[str, ...] = (
@@ -137,7 +139,7 @@ class Run:
         except UnicodeDecodeError:
             raise self._damaged(name, "not UTF-8 text") from None
         except json.JSONDecodeError as exc:
-            raise self._damaged(name, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+            raise self._damaged(name, f"not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise self._damaged(name, f"a JSON {type(data).__name__} where an object belongs")
         return data
@@ -163,7 +165,8 @@ class Run:
         if path is not None and not Path(path).expanduser().is_absolute() and not Path(path).exists():
             raise ConfigError(
                 f"{self.file(CONFIG)}: data_path {path!r} is relative to the folder the run was trained "
-                "from and is not found from here; run the command from that folder or give --data"
+                "from and is not found from here; run the command from that folder (train --resume and "
+                "ensemble also take the path again with --data)"
             )
         return path
 
@@ -329,8 +332,8 @@ def refuse_run_folder(folder: str | Path, outputs: str) -> None:
     (an evaluation's metrics.json over the run's, which predict, compare and resume read)."""
     if holds_run(folder):
         raise ConfigError(
-            f"{folder}: holds a training run, whose own files {outputs} would overwrite; choose another "
-            f"folder, e.g. {Path(folder) / 'evaluation'}"
+            f"{folder}: holds a training run, and {outputs} written there would replace its own; choose "
+            f"another folder, e.g. {Path(folder) / 'evaluation'}"
         )
 
 
