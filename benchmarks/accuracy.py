@@ -55,7 +55,10 @@ RECIPES: dict[str, dict] = {
     # Three compact-28 runs on one split, their probabilities averaged.
     "compact-28-ens3": {**COMPACT_28, "members": 3},
     "compact-28-50": {**COMPACT_28, "epochs": 50},
-    # compact-28 behind the shades-of-grey colour-constancy layer (skinpamper.models.colour): the defaults.
+    # What `skinpamper train` does by default: three compact_cnn members, no colour constancy, patience 0.
+    "default": {**COMPACT, "image_size": 28, **NO_COLOUR_CONSTANCY, "members": 3},
+    # compact-28 behind the shades-of-grey colour-constancy layer (skinpamper.models.colour): the default
+    # between sessions 4 and 6, until the external test set showed it bought nothing there.
     "compact-28-cc": {**COMPACT, "image_size": 28, "colour_constancy": True, "patience": 0},
     "compact-28-cc-ens3": {
         **COMPACT,

@@ -76,8 +76,8 @@ def ham_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run of the default model (compact_cnn), 28 px, one epoch, on a HAM10000-like folder; its data
-    folder stays in place.
+    """One run of the default model (compact_cnn, a single member), 28 px, one epoch, on a HAM10000-like
+    folder; its data folder stays in place.
 
     Shared by the whole session because training is the slow part: tests may read it, never change it.
     """
@@ -87,7 +87,19 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("trained")
     folder = write_ham_folder(root / "ham")
-    args = ["train", "--data", folder, "--image-size", "28", "--epochs", "1", "--batch-size", "8"]
+    args = [
+        "train",
+        "--data",
+        folder,
+        "--image-size",
+        "28",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--members",
+        "1",
+    ]
     with pytest.MonkeyPatch.context() as patch:  # the autouse home is per test, this fixture outlives it
         patch.setenv("SKINPAMPER_HOME", str(root / "home"))
         result = CliRunner().invoke(

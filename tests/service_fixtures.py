@@ -27,7 +27,19 @@ def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     part.mkdir()
     for i, pixels in enumerate(make_images(len(DX), 15, 20, seed=1)):
         Image.fromarray(pixels).save(part / f"ISIC_{i:07d}.jpg", quality=95)
-    args = ["train", "--data", root / "ham", "--image-size", "28", "--epochs", "1", "--batch-size", "8"]
+    args = [
+        "train",
+        "--data",
+        root / "ham",
+        "--image-size",
+        "28",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--members",
+        "1",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SKINPAMPER_HOME", str(root / "home"))
         result = CliRunner().invoke(

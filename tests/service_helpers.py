@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import numpy as np
 from PIL import Image
 
 from conftest import make_images
+from skinpamper.scoring.abstention import Abstention
+from skinpamper.serving.predict import Predictor
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -24,6 +27,28 @@ def photo(width: int = 60, height: int = 45, seed: int = 5) -> Image.Image:
     yy, xx = np.mgrid[:height, :width]
     pixels[(yy - height // 3) ** 2 + (xx - width // 4) ** 2 < (height // 5) ** 2] = 250
     return Image.fromarray(pixels)
+
+
+def with_thresholds(
+    predictor: Predictor, ood: float | None = None, confidence: float | None = None
+) -> Predictor:
+    """The same model with its abstention thresholds moved: every status can be driven on purpose (a
+    one-epoch test model is unsure of everything, and random test photos are far from its data)."""
+    rules = Abstention.from_dict(predictor.card.abstention, "card")
+    moved = {
+        k: dataclasses.replace(v, threshold=v.threshold if confidence is None else confidence)
+        for k, v in rules.confidence.items()
+    }
+    rules = dataclasses.replace(
+        rules, ood_threshold=rules.ood_threshold if ood is None else ood, confidence=moved
+    )
+    card = dataclasses.replace(predictor.card, abstention=rules.to_dict())
+    return Predictor(predictor.engine, card, predictor.backend, predictor.tta, model=predictor.model)
+
+
+def answering(predictor: Predictor) -> Predictor:
+    """`predictor` with thresholds that call every image ok, for tests about the answer itself."""
+    return with_thresholds(predictor, ood=1e30, confidence=0.0)
 
 
 BLOCK_TRAINING_BACKENDS = """

@@ -72,13 +72,19 @@ def test_explore_writes_page(ham_folder: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "explore").glob("*.png"))) >= 5
 
 
-def test_train_writes_run_with_report(ham_folder: Path, tmp_path: Path) -> None:
+def test_train_by_default_averages_three_members_without_colour_constancy(
+    ham_folder: Path, tmp_path: Path
+) -> None:
+    """The default measured to generalise best to other clinics (training/config.py, MEMBERS)."""
     out = tmp_path / "run"
     args = ("--image-size", "28", "--epochs", "1", "--batch-size", "4")
     result = invoke("train", "--data", ham_folder, *args, "--out", out)
     assert result.exit_code == 0, result.output
-    for name in ("config.json", "model.keras", "history.csv", "split.json", "metrics.json", "report.html"):
+    for name in ("config.json", "model.keras", "members.json", "split.json", "metrics.json", "report.html"):
         assert (out / name).is_file(), name
+    assert [p.name for p in sorted(out.glob("member-*"))] == ["member-1", "member-2", "member-3"]
+    assert json.loads((out / "config.json").read_text())["colour_constancy"] is False
+    assert (out / "member-1" / "history.csv").is_file()
     assert "balanced accuracy" in result.output and "not a diagnosis" in result.output
     assert "with age, sex, site: balanced accuracy" in result.output  # the fixture records them
     again = invoke("train", "--data", ham_folder, "--image-size", "28", "--epochs", "1", "--out", out)
@@ -98,12 +104,24 @@ def test_width_flag_reaches_the_model_check(ham_folder: Path, tmp_path: Path) ->
     assert not out.exists()
 
 
-def test_no_colour_constancy_trains_the_bare_model(ham_folder: Path, tmp_path: Path) -> None:
+def test_colour_constancy_puts_the_layer_in_front_of_the_model(ham_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ("--image-size", "28", "--epochs", "1", "--batch-size", "4", "--no-colour-constancy")
+    args = (
+        "--image-size",
+        "28",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--members",
+        "1",
+        "--colour-constancy",
+    )
     assert invoke("train", "--data", ham_folder, *args, "--out", out).exit_code == 0
-    assert json.loads((out / "config.json").read_text())["colour_constancy"] is False
-    assert keras.models.load_model(out / "model.keras").name == "compact_cnn"  # no shades-of-grey wrapper
+    assert json.loads((out / "config.json").read_text())["colour_constancy"] is True
+    assert (
+        keras.models.load_model(out / "model.keras").name == "compact_cnn_sog"
+    )  # the shades-of-grey wrapper
 
 
 def test_python_dash_m_runs_the_cli() -> None:
@@ -127,7 +145,19 @@ def test_kill_dash_9_then_resume_keeps_finished_epochs(ham_folder: Path, tmp_pat
     import time
 
     out = tmp_path / "run"
-    args = ["--data", ham_folder, "--image-size", "28", "--epochs", "30", "--batch-size", "4", "--out", out]
+    args = [
+        "--data",
+        ham_folder,
+        "--image-size",
+        "28",
+        "--epochs",
+        "30",
+        "--batch-size",
+        "4",
+        "--members",
+        "1",
+    ]
+    args += ["--out", out]
     process = subprocess.Popen(
         [sys.executable, "-m", "skinpamper", "train", *map(str, args)],
         stdout=subprocess.DEVNULL,

@@ -63,3 +63,22 @@ def test_an_old_run_evaluates(old_run: Path, tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     recorded = json.loads((FIXTURE / "metrics.json").read_text())
     assert metrics["plain"]["balanced_accuracy"] == pytest.approx(recorded["test"]["balanced_accuracy"])
+
+
+def test_resuming_a_finished_old_run_fits_its_ood_detector(old_run: Path, tmp_path: Path) -> None:
+    from skinpamper.data.load import load_dataset
+    from skinpamper.serving.predict import Predictor
+    from skinpamper.training.train import resume
+
+    dataset = load_dataset(write_ham_folder(tmp_path / "ham"), size=28)
+    resume(old_run, dataset)
+    assert (old_run / "abstention.json").is_file() and (old_run / "ood_detector.npz").is_file()
+    predictor = Predictor.load(old_run)
+    assert predictor.checks_status
+    images = np.random.default_rng(7).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
+    expected = json.loads((FIXTURE / "expected.json").read_text())["keras"]
+    predictions = predictor.predict_arrays(images, ["a", "b", "c"])
+    assert all(p.status != "unchecked" for p in predictions)
+    # the model itself is unchanged: the same probabilities as before (the temperature is refitted
+    # on the same validation split, so it is the same too)
+    np.testing.assert_allclose([p.probabilities for p in predictions], expected, atol=1e-6)

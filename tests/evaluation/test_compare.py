@@ -13,7 +13,7 @@ from skinpamper.classes import CODES
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.compare import compare_runs, comparison_table
-from skinpamper.reports.comparison import comparison_markdown
+from skinpamper.reports.markdown import markdown_table
 from skinpamper.reports.plots import plot_run_comparison
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.run import HISTORY_COLUMNS, Run
@@ -57,7 +57,7 @@ def test_frame_holds_each_runs_own_figures_in_the_given_order(tmp_path: Path) ->
     assert rows["training minutes"] == ("0.5", "2.5")
     assert rows["macro AUC"] == ("0.900", "0.900")
     assert rows["recall vasc"] == ("60.0%", "60.0%")
-    assert "| metric | b | a |\n|:--|--:|--:|\n| model | resnet_small | seed |" in comparison_markdown(table)
+    assert "| metric | b | a |\n|:--|--:|--:|\n| model | resnet_small | seed |" in markdown_table(table)
 
 
 def test_runs_with_the_same_folder_name_are_told_apart_by_path(tmp_path: Path) -> None:

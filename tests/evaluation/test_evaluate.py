@@ -1,5 +1,6 @@
 """evaluate: the run's own test split and an external labelled folder, with and without TTA."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from skinpamper.classes import CODES
 from skinpamper.cli import main
@@ -31,6 +33,15 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
     predictions = pd.read_csv(tmp_path / "e1" / "predictions.csv")
     assert predictions["image_id"].tolist() == split["test"]
     assert predictions.filter(like="p_").sum(axis=1).round(4).eq(1).all()
+    # what predict would say of each image, and what refusing costs and buys on this set
+    assert set(predictions["status"]) <= {"ok", "uncertain", "out_of_distribution"}
+    shares = metrics["abstention"]["shares"]
+    assert {k: round(v, 6) for k, v in shares.items()} == {
+        s: round(float((predictions["status"] == s).mean()), 6) for s in shares
+    }
+    assert 0 <= metrics["risk_coverage"]["aurc"] <= 1 and metrics["risk_coverage"]["coverage"][-1] == 1.0
+    assert metrics["subgroups"]["overall"]["n"] == len(split["test"])
+    assert {row["factor"] for row in metrics["subgroups"]["groups"]} >= {"sex", "localization"}
 
     args = [
         "evaluate",
@@ -124,3 +135,23 @@ def test_an_external_set_naming_sites_otherwise_is_still_scored(trained_run: Pat
     )
     assert evaluation.metrics["n"] == len(meta)
     assert evaluation.metrics_metadata["unseen_values_ignored"] == {"sex": 0, "site": len(meta[::4])}
+
+
+def test_subgroups_with_missing_metadata_are_unknown_or_absent(trained_run: Path, tmp_path: Path) -> None:
+    """An external set without age, sex or site still evaluates; a column with every value missing
+    breaks nothing down, and a partly missing one gets an 'unknown' group."""
+    folder = tmp_path / "external"
+    folder.mkdir()
+    ids = [f"x{i}" for i in range(14)]
+    for i, image_id in enumerate(ids):
+        Image.fromarray(np.full((30, 40, 3), 10 * i, np.uint8)).save(folder / f"{image_id}.png")
+    labels = pd.DataFrame({"image_id": ids, "dx": [CODES[i % 7] for i in range(14)]})
+    labels.to_csv(folder / "labels.csv", index=False)
+    dataset = load_dataset(folder, size=28)
+    evaluation = evaluate(trained_run, dataset, external=True, n_boot=10, explain=False)
+    assert evaluation.subgroups["overall"]["n"] == 14 and evaluation.subgroups["groups"] == []
+    meta = dataset.meta.copy()
+    meta["sex"] = ["male"] * 7 + [None] * 7
+    partly = dataclasses.replace(dataset, meta=meta)
+    groups = evaluate(trained_run, partly, external=True, n_boot=10, explain=False).subgroups["groups"]
+    assert [(g["group"], g["n"], g["too_few"]) for g in groups] == [("male", 7, True), ("unknown", 7, True)]

@@ -16,17 +16,17 @@ from skinpamper.evaluation.evaluate import Evaluation, evaluate
 from skinpamper.reports.evaluation_report import write_evaluation_report
 from skinpamper.scoring.clinical import clinical_metrics
 
-SECTIONS = (
+SECTIONS = (  # results first; how the run was made last
     "Metrics",
-    "Calibration",
     "Confusion matrices",
+    "When the model abstains",
+    "By subgroup",
     "ROC and precision-recall",
+    "Calibration",
     "Grad-CAM",
     "Most confident mistakes",
-    "Data",
-    "Split sizes",
-    "Configuration",
     "Training curves",
+    "Data and configuration",
 )
 
 
@@ -47,8 +47,11 @@ def test_page_has_every_section_inlined_images_and_the_note(report) -> None:
     html, _, evaluation = report
     assert _headings(html) == list(SECTIONS)
     assert NOT_A_DIAGNOSIS in html
-    # history, reliability, 2 confusion matrices, ROC, PR, Grad-CAM grid, mistakes: all inlined
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 8
+    # history, reliability, 2 confusion matrices, risk-coverage, ROC, PR, Grad-CAM grid, mistakes: all
+    # inlined (no forest plot: every subgroup of this tiny test split is too small)
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 9
+    assert "answered ok" in html and "AURC" in html and "too few" in html
+    assert html.index('id="setup"') > html.index('id="curves"')  # data and configuration last, collapsed
     assert not re.search(r'src="(?!data:)', html)
     assert '<th class="r">plain</th><th class="r">8-view TTA</th>' in html  # side by side
     balanced = evaluation.metrics["balanced_accuracy"]
@@ -89,11 +92,13 @@ def test_without_run_files_images_or_tta_only_their_sections_go(tmp_path: Path) 
     html = html_path.read_text(encoding="utf-8")
     assert _headings(html) == [
         "Metrics",
-        "Calibration",
         "Confusion matrices",
+        "When the model abstains",
         "ROC and precision-recall",
-        "Data",
+        "Calibration",
+        "Data and configuration",
     ]
+    assert "saved without an out-of-distribution detector" in html
     assert "stores no temperature" in html and "was not run" in html
     assert "8-view TTA" not in summary_path.read_text(encoding="utf-8")
 

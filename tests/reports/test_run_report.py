@@ -14,7 +14,13 @@ from skinpamper.classes import CODES
 from skinpamper.errors import SkinPamperError
 from skinpamper.reports.run_report import write_run_report
 
-HEADINGS = ("Data", "Split sizes", "Configuration", "Training curves", "Metrics", "Confusion matrices")
+HEADINGS = (  # results first; how the run was made last
+    "Metrics",
+    "Confusion matrices",
+    "When the model abstains",
+    "Training curves",
+    "Data and configuration",
+)
 
 
 def _part(n: int, accuracy: float) -> dict:
@@ -90,8 +96,7 @@ def written(tmp_path_factory) -> Path:
 
 def test_report_has_every_section_and_the_note(written) -> None:
     html = (written / "report.html").read_text(encoding="utf-8")
-    for heading in HEADINGS:
-        assert f">{heading}</h2>" in html
+    assert re.findall(r"<h2 id=\"[a-z]+\">([^<]+)</h2>", html) == list(HEADINGS)
     assert NOT_A_DIAGNOSIS in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 1 + 2 * 2  # history, 2 matrices per part
     assert not re.search(r'src="(?!data:)', html)
@@ -128,7 +133,11 @@ def test_missing_files_drop_their_sections(run_dir) -> None:
     report = write_run_report(run_dir)
     assert report == run_dir / "report.html"
     html = report.read_text(encoding="utf-8")
-    assert [h for h in HEADINGS if f">{h}</h2>" in html] == ["Metrics", "Confusion matrices"]
+    assert [h for h in HEADINGS if f">{h}</h2>" in html] == [
+        "Metrics",
+        "Confusion matrices",
+        "When the model abstains",
+    ]
     assert NOT_A_DIAGNOSIS in html
 
 
@@ -170,3 +179,13 @@ def test_metadata_scores_sit_beside_the_image_only_ones(run_dir) -> None:
     assert "test + age, sex, site" in html and "85.0%" in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 1 + 2 * 2  # matrices of val and test only
     assert "| test + age, sex, site | 40 | 85.0% |" in (run_dir / "summary.md").read_text(encoding="utf-8")
+
+
+def test_a_trained_runs_report_shows_abstention_and_subgroups(trained_run: Path) -> None:
+    html = (trained_run / "report.html").read_text(encoding="utf-8")
+    headings = re.findall(r"<h2 id=\"[a-z]+\">([^<]+)</h2>", html)
+    assert headings[:4] == ["Metrics", "Confusion matrices", "When the model abstains", "By subgroup"]
+    assert "answered ok" in html and "Risk-coverage" in html
+    assert (
+        "the test split&#39;s plain probabilities" in html or "the test split's plain probabilities" in html
+    )

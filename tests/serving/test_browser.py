@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import expect
 
-from service_helpers import encode, photo
+from service_helpers import answering, encode, photo, with_thresholds
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.scoring.metadata_model import PatientInfo
 from skinpamper.serving.predict import Predictor
@@ -87,7 +87,7 @@ def test_choose_an_image_and_see_the_bars_at_phone_width(
 ) -> None:
     image = tmp_path / "lesion.jpg"
     photo().save(image, quality=95)
-    with serving(Predictor.load(onnx_model)) as url:
+    with serving(answering(Predictor.load(onnx_model))) as url:
         phone_page.goto(url)
         assert phone_page.locator("#note").inner_text() == NOT_A_DIAGNOSIS
         phone_page.set_input_files("#file", str(image))
@@ -106,7 +106,7 @@ def test_choose_an_image_and_see_the_bars_at_phone_width(
 
 def test_drop_an_image_and_see_the_gradcam_overlay(phone_page, served_run: Path) -> None:
     png = encode(photo(seed=7).convert("RGBA"), "PNG")
-    with serving(Predictor.load(served_run)) as url:
+    with serving(answering(Predictor.load(served_run))) as url:
         phone_page.goto(url)
         phone_page.evaluate(
             """(b64) => {
@@ -140,7 +140,7 @@ def test_a_file_that_is_not_an_image_shows_the_servers_reason(
 def test_patient_fields_are_sent_with_the_image(phone_page, onnx_model: Path, tmp_path: Path) -> None:
     image = tmp_path / "lesion.jpg"
     photo(seed=3).save(image, quality=95)
-    predictor = Predictor.load(onnx_model)
+    predictor = answering(Predictor.load(onnx_model))
     (expected,) = predictor.predict([image], patients=[PatientInfo(age=70, sex="male", site="face")])
     with serving(predictor) as url:
         phone_page.goto(url)
@@ -199,3 +199,44 @@ def test_api_docs_render_without_internet(phone_page, onnx_model: Path) -> None:
     # Scripts and styles all come from the package; ReDoc's own "powered by" logo, an image on its
     # CDN, is all that is missing offline.
     assert all(kind == "image" for kind, _ in blocked), blocked
+
+
+@pytest.mark.parametrize("status", ["out_of_distribution", "uncertain", "ok"])
+def test_the_page_says_plainly_when_the_model_refuses_or_is_unsure(
+    phone_page, onnx_model: Path, tmp_path: Path, status: str
+) -> None:
+    image = tmp_path / "photo.jpg"
+    photo(seed=9).save(image, quality=95)
+    thresholds = {
+        "out_of_distribution": {"ood": -1.0},
+        "uncertain": {"ood": 1e30, "confidence": 1.01},
+        "ok": {"ood": 1e30, "confidence": 0.0},
+    }[status]
+    with serving(with_thresholds(Predictor.load(onnx_model), **thresholds)) as url:
+        phone_page.goto(url)
+        phone_page.set_input_files("#file", str(image))
+        phone_page.wait_for_selector("#result:not([hidden])")
+        verdict = phone_page.locator("#verdict")
+        if status == "out_of_distribution":
+            expect(verdict).to_contain_text("This does not look like a dermoscopy image")
+            assert phone_page.locator("#answer").is_hidden()  # no bars at all
+        elif status == "uncertain":
+            expect(verdict).to_contain_text("The model is not sure about this image")
+            assert phone_page.locator("#answer").get_attribute("open") is None  # bars collapsed
+            assert phone_page.locator("#bars .bar").first.is_hidden()
+            phone_page.click("#answer-summary")
+            expect(phone_page.locator("#bars .bar").first).to_be_visible()
+        else:
+            assert verdict.is_hidden() and phone_page.locator("#bars .bar").first.is_visible()
+        assert NOT_A_DIAGNOSIS in phone_page.locator("#note").inner_text()
+
+
+def test_a_model_without_a_detector_says_so_on_the_page(phone_page, tmp_path: Path) -> None:
+    old = Path(__file__).parents[1] / "fixtures" / "run_v0_1" / "model.onnx"
+    image = tmp_path / "photo.jpg"
+    photo(seed=9).save(image, quality=95)
+    with serving(Predictor.load(old)) as url:
+        phone_page.goto(url)
+        phone_page.set_input_files("#file", str(image))
+        phone_page.wait_for_selector("#bars .bar")
+        expect(phone_page.locator("#verdict")).to_contain_text("cannot tell whether an image is a dermoscopy")

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError, ExportError
 from skinpamper.models.colour import with_colour_constancy
+from skinpamper.models.features import feature_model
 from skinpamper.serving import export
 from skinpamper.serving.export import export_onnx
 from skinpamper.serving.predict import ONNX_METADATA_KEY, run_card
@@ -33,8 +34,8 @@ def test_cli_export_prints_parity_within_limit(served_run: Path, tmp_path: Path)
 
 def test_export_has_dynamic_batch_named_io_and_the_run_card(onnx_model: Path, served_run: Path) -> None:
     graph = onnx.load(str(onnx_model))
-    (image_input,), (output,) = graph.graph.input, graph.graph.output
-    assert image_input.name == "images" and output.name == "probabilities"
+    (image_input,), outputs = graph.graph.input, graph.graph.output
+    assert image_input.name == "images" and [o.name for o in outputs] == ["probabilities", "ood_score"]
     assert [d.dim_param or d.dim_value for d in image_input.type.tensor_type.shape.dim] == [
         "batch",
         28,
@@ -45,12 +46,18 @@ def test_export_has_dynamic_batch_named_io_and_the_run_card(onnx_model: Path, se
     assert stored == run_card(Run.open(served_run)).to_dict()
 
     session = ort.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
-    model = Run.open(served_run).load_model()
+    run = Run.open(served_run)
+    model = run.load_model()
+    detector, _ = run.abstention()
+    features = feature_model(model)
     for batch in (1, 5):
         images = np.random.default_rng(batch).integers(0, 256, (batch, 28, 28, 3)).astype(np.float32)
-        (probs,) = session.run(["probabilities"], {"images": images})
-        assert probs.shape == (batch, 7)
+        probs, scores = session.run(["probabilities", "ood_score"], {"images": images})
+        assert probs.shape == (batch, 7) and scores.shape == (batch,)
         np.testing.assert_allclose(probs, model.predict_on_batch(images), atol=1e-4)
+        # the OOD score in the graph is the detector's own, computed in float64 from the features
+        expected = detector.score(np.asarray(features.predict_on_batch(images)[1]))
+        np.testing.assert_allclose(scores, expected, rtol=1e-3)
 
 
 def test_a_colour_constancy_model_exports_within_parity(served_run: Path, tmp_path: Path) -> None:

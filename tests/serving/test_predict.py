@@ -165,7 +165,9 @@ def test_cli_table_json_and_csv_carry_the_note(onnx_model: Path, image_folder: P
     lines = table.output.splitlines()
     assert lines[0].startswith("model compact_cnn-") and "calibrated (T=" in lines[0]
     assert "8-view TTA" in lines[0]
-    assert lines[1].split() == ["image", "#1", "#2"] and len(lines) == 5  # header, 2 images, note
+    assert lines[1].startswith("status: out_of_distribution when the OOD score is above ")
+    assert lines[2].split() == ["image", "status", "#1", "#2"]
+    assert [line.split()[0].rsplit("/", 1)[-1] for line in lines[3:5]] == ["a.jpg", "b.PNG"]
     assert lines[-1] == NOT_A_DIAGNOSIS and "notes.txt" not in table.output
 
     as_json = runner.invoke(
@@ -184,7 +186,7 @@ def test_cli_table_json_and_csv_carry_the_note(onnx_model: Path, image_folder: P
     (row,) = csv.DictReader(io.StringIO(as_csv.output))
     assert row["note"] == NOT_A_DIAGNOSIS and row["top_class"] in CODES
     assert abs(sum(float(row[f"p_{c}"]) for c in CODES) - 1) < 1e-4
-    assert len(row["top_k"].split()) == 3
+    assert row["top_class"] == max(CODES, key=lambda c: float(row[f"p_{c}"])) and row["error"] == ""
 
 
 def test_cli_reports_unreadable_files_and_still_predicts_the_rest(

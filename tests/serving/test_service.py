@@ -171,7 +171,7 @@ def test_concurrent_inferences_are_bounded(onnx_model: Path, jpeg_bytes: bytes, 
     active, peak, lock = [0], [0], threading.Lock()
     engine = predictor.engine
 
-    def slow_engine(images: np.ndarray) -> np.ndarray:
+    def slow_engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])

@@ -22,7 +22,18 @@ from skinpamper.training.ensemble import make_ensemble, train_ensemble
 from skinpamper.training.run import Run
 from synthetic import tiny_dataset
 
-MEMBER = ("--image-size", "28", "--epochs", "1", "--batch-size", "8", "--model", "compact_cnn")
+MEMBER = (
+    "--image-size",
+    "28",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--model",
+    "compact_cnn",
+    "--members",
+    "1",
+)
 
 
 def _train(folder: Path, out: Path, seed: int, split_seed: int) -> Path:
@@ -81,7 +92,9 @@ def test_ensemble_predicts_the_mean_of_its_members(members: dict[str, Path], ens
     np.testing.assert_allclose(run.load_model().predict_on_batch(images), np.mean(parts, axis=0), atol=1e-6)
     listed = json.loads(run.file("members.json").read_text())["members"]
     assert [m["seed"] for m in listed] == [1, 2]
-    assert run.state().finished and set(run.metrics()) == {"val", "test", "with_metadata"}
+    recorded = {"val", "test", "with_metadata", "abstention", "subgroups", "risk_coverage"}
+    assert run.state().finished and set(run.metrics()) == recorded
+    assert run.abstention() is not None  # the ensemble has its own detector, on all members' features
     # Its metadata model is refitted on the shared training split, so it matches the members'.
     assert run.metadata_model() == Run.open(members["a"]).metadata_model() is not None
     assert run.temperature() is not None  # calibrated on the shared validation split

@@ -23,6 +23,7 @@ from skinpamper.atomic import host_id
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError
 from skinpamper.training.run import (
+    ABSTENTION,
     BEST_MODEL,
     CALIBRATION,
     CONFIG,
@@ -32,6 +33,7 @@ from skinpamper.training.run import (
     LAST_MODEL,
     METADATA_MODEL,
     METRICS,
+    OOD_DETECTOR,
     SPLIT,
     STATE,
     Run,
@@ -39,17 +41,29 @@ from skinpamper.training.run import (
 )
 
 RUN_FILES = (CONFIG, SPLIT, DATASET, ENVIRONMENT, HISTORY, BEST_MODEL, LAST_MODEL, STATE, METRICS)
-RUN_FILES += (CALIBRATION, METADATA_MODEL)
-CARD = {CONFIG, BEST_MODEL, METRICS, CALIBRATION, METADATA_MODEL}  # what loading a model reads
+RUN_FILES += (CALIBRATION, METADATA_MODEL, ABSTENTION, OOD_DETECTOR)
+# What loading a model reads: its card, thresholds and detector, and the files its model card is made of
+CARD = {
+    CONFIG,
+    BEST_MODEL,
+    METRICS,
+    CALIBRATION,
+    METADATA_MODEL,
+    ABSTENTION,
+    OOD_DETECTOR,
+    DATASET,
+    ENVIRONMENT,
+}
 # The files each command reads from a finished run. resume re-scores a finished run, so it writes
 # metrics.json and calibration.json before it reads them; the report it ends with reads dataset.json.
 READS: dict[str, set[str]] = {
     "predict": CARD,
     "serve": CARD,
     "export": CARD,
-    "evaluate": {CONFIG, SPLIT, BEST_MODEL, CALIBRATION, METADATA_MODEL, DATASET, HISTORY},
+    "evaluate": {CONFIG, SPLIT, BEST_MODEL, CALIBRATION, METADATA_MODEL, DATASET, HISTORY, ABSTENTION}
+    | {OOD_DETECTOR, METRICS, ENVIRONMENT},  # the evaluation's model card reads the run's own files
     "compare": {CONFIG, METRICS, HISTORY},
-    "resume": {CONFIG, SPLIT, STATE, BEST_MODEL, METADATA_MODEL, DATASET},
+    "resume": {CONFIG, SPLIT, STATE, BEST_MODEL, METADATA_MODEL, DATASET, ENVIRONMENT},
 }
 DAMAGE: dict[str, Callable[[Path], None]] = {
     "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),

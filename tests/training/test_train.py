@@ -27,6 +27,7 @@ from synthetic import tiny_dataset
 RUN_FILES = {
     "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
     "model.keras", "last.keras", "state.json", "metrics.json", "calibration.json",
+    "ood_detector.npz", "abstention.json",
 }  # fmt: skip
 CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3)
 
@@ -70,13 +71,31 @@ def test_run_folder_holds_every_file(finished_run: Run, dataset: Dataset) -> Non
     assert {p.name for p in finished_run.path.iterdir()} == RUN_FILES
     assert finished_run.config() == CONFIG
     metrics = finished_run.metrics()
-    assert set(metrics) == {"val", "test"}
+    assert set(metrics) == {"val", "test", "abstention", "subgroups", "risk_coverage"}
     assert metrics["test"]["n"] == len(finished_run.split(dataset).test)
     info = json.loads(finished_run.file("dataset.json").read_text())
     assert info["images"] == 70 and info["class_counts"]["mel"] == 10 and info["image_size"] == 28
     assert sum(info["split_sizes"].values()) == 70 and info["grouped"] is True
     environment = finished_run.file("environment.json").read_text()
     assert socket.gethostname() not in environment and '"keras_backend"' in environment
+
+
+def test_training_fits_the_ood_detector_and_thresholds_on_the_right_splits(
+    finished_run: Run, dataset: Dataset
+) -> None:
+    """The detector has a centre per training class; the OOD threshold keeps 95% of validation images;
+    the confidence thresholds are recorded with what they gave on validation."""
+    detector, rules = finished_run.abstention()
+    split = finished_run.split(dataset)
+    assert detector.centres.shape[0] == len(np.unique(dataset.labels[split.train]))
+    assert rules.ood_keep == CONFIG.ood_keep and rules.target_balanced_accuracy == CONFIG.abstention_target
+    assert set(rules.confidence) == {"plain", "tta"}
+    assert all(0.5 <= choice.coverage <= 1 for choice in rules.confidence.values())
+    summary = finished_run.metrics()["abstention"]
+    assert summary["val"]["n"] == len(split.val) and summary["test"]["n"] == len(split.test)
+    # at least 95% of validation images are at or under the threshold
+    assert summary["val"]["shares"]["out_of_distribution"] <= 1 - CONFIG.ood_keep + 1e-9
+    assert sum(summary["test"]["shares"].values()) == pytest.approx(1.0)
 
 
 def test_history_has_a_row_per_epoch(finished_run: Run) -> None:
@@ -131,7 +150,6 @@ def test_a_logit_adjusted_run_resumes_with_the_training_prior(dataset: Dataset, 
 
 
 def test_a_run_saved_before_colour_constancy_existed_reads_as_without_it(finished_run: Run, tmp_path) -> None:
-    assert finished_run.config().colour_constancy  # the default now
     old = json.loads(finished_run.file("config.json").read_text())
     del old["colour_constancy"]
     (tmp_path / "config.json").write_text(json.dumps(old))

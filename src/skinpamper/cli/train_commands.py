@@ -11,7 +11,7 @@ import click
 from skinpamper.cli.common import FiniteFloat, load_data, resolve_data
 from skinpamper.data.load import FORMATS
 from skinpamper.imaging import FITS
-from skinpamper.training.config import IMBALANCE
+from skinpamper.training.config import IMBALANCE, MEMBERS
 
 
 def echo_run_summary(run_dir: Path) -> None:
@@ -35,7 +35,15 @@ def echo_run_summary(run_dir: Path) -> None:
             f"with age, sex, site: balanced accuracy {fused['balanced_accuracy']:.3f}, "
             f"accuracy {fused['accuracy']:.3f}"
         )
-    click.echo(f"run folder: {run_dir}\nreport: {report}")
+    if "abstention" in metrics:
+        kept = metrics["abstention"]["test"]
+        shares = kept["shares"]
+        click.echo(
+            f"abstention: {100 * shares['out_of_distribution']:.1f}% of test refused as out of distribution, "
+            f"{100 * shares['uncertain']:.1f}% uncertain; balanced accuracy of those answered ok "
+            f"{kept['balanced_accuracy_ok'] or 0:.3f}"
+        )
+    click.echo(f"run folder: {run_dir}\nreport: {report}\nmodel card: {run_dir / 'model_card.md'}")
     click.echo(NOT_A_DIAGNOSIS)
 
 
@@ -77,7 +85,7 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--colour-constancy/--no-colour-constancy",
     default=None,
-    help="Put a shades-of-grey colour-constancy layer in front of the model [default: on].",
+    help="Put a shades-of-grey colour-constancy layer in front of the model [default: off].",
 )
 @click.option(
     "--config",
@@ -88,10 +96,11 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--members",
     type=click.IntRange(1),
-    default=1,
+    default=MEMBERS,
     show_default=True,
     help="Train this many runs on one split (seeds SEED, SEED+100, ...) into OUT/member-K and average "
-    "them into OUT; run the same command again to continue an interrupted one.",
+    "them into OUT (the default generalised best to other clinics; 1 trains a single run); run the same "
+    "command again to continue an interrupted one.",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="New run folder [default: runs/MODEL-TIME].")
 @click.option(

@@ -4,8 +4,12 @@ Images go through exactly the run's preprocessing (same image size and fit at lo
 model). With `tta=True` each image is also scored as the mean over the 8 flips/rotations of the square,
 and both sets of figures are kept so the report can show the difference. Where the run has a metadata
 model and the images have age, sex or site, a third set scores the (TTA when run) probabilities,
-calibrated, combined with what the metadata says (`metadata_model`). The evaluated images and
-Grad-CAM maps of a few examples travel with the result, so the report needs neither data nor model.
+calibrated, combined with what the metadata says (`metadata_model`). The reported probabilities are
+also broken down by subgroup (sex, age band, site, ...: `scoring.subgroups`), ranked by confidence
+(risk-coverage), and, where the run has an OOD detector, given the status `predict` would give them,
+so the report shows what refusing the strange and the unsure costs and buys on this set. The
+evaluated images and Grad-CAM maps of a few examples travel with the result, so the report needs
+neither data nor model.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam, gradcam_examples
+from skinpamper.models.features import feature_model
+from skinpamper.scoring.abstention import abstention_summary, risk_coverage
 from skinpamper.scoring.calibration import apply_temperature, temperature_effect
 from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.metadata_model import fuse
+from skinpamper.scoring.subgroups import subgroup_report
 from skinpamper.scoring.tta import predict_tta
 from skinpamper.training.run import Run, refuse_run_folder
 from skinpamper.training.train import predict_probs
+from skinpamper.training.trust import probabilities_and_features
 
-EVALUATION_FILES = "metrics.json, predictions.csv, report.html and summary.md"
+EVALUATION_FILES = "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,11 @@ class Evaluation:
     images: np.ndarray | None = None  # the evaluated images (uint8), for the report's image figures
     gradcam_rows: np.ndarray | None = None  # rows of `images` explained by Grad-CAM
     gradcam_maps: np.ndarray | None = None  # their heatmaps (single view, predicted class)
+    risk_coverage: dict[str, Any] | None = None  # of the reported probabilities, calibrated
+    subgroups: dict[str, Any] | None = None  # scoring.subgroups.subgroup_report of the reported probs
+    ood_scores: np.ndarray | None = None  # per image; None for a run without an OOD detector
+    statuses: list[str] | None = None  # what predict would say of each image, from the reported probs
+    abstention: dict[str, Any] | None = None  # scoring.abstention.abstention_summary of the statuses
 
     @property
     def reported_probs(self) -> np.ndarray:
@@ -92,31 +105,29 @@ def evaluate(
     images, part = _images_of(run, dataset, part, external)
     lesions = images.meta["lesion_id"].astype(str).to_numpy() if images.has_lesion_ids else None
     model = run.load_model()
-    probs = predict_probs(model, images.images)
+    saved = run.abstention()
+    ood_scores = None
+    if saved is None:
+        probs = predict_probs(model, images.images)
+    else:
+        probs, features = probabilities_and_features(feature_model(model), images.images)
+        ood_scores = saved[0].score(features)
     metrics = clinical_metrics(images.labels, probs, lesions, n_boot=n_boot, seed=config.seed)
     probs_tta = metrics_tta = None
     if tta:
         probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
         metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
     temperature = run.temperature()
-    probs_metadata = metrics_metadata = None
-    metadata = run.metadata_model()
-    # Not strict: a site the training split lacked, or another archive's naming, counts as unknown;
-    # how many values that hit is recorded beside the scores.
-    evidence = (
-        None if metadata is None else metadata.log_likelihood(images.meta, dataset.source, strict=False)
+    reported = probs if probs_tta is None else probs_tta
+    calibrated = reported if temperature is None else apply_temperature(reported, temperature)
+    probs_metadata, metrics_metadata = _with_metadata(
+        run, images, dataset.source, calibrated, lesions, n_boot
     )
-    if metadata is not None and evidence is not None and evidence.any():
-        reported = probs if probs_tta is None else probs_tta
-        probs_metadata = fuse(
-            reported if temperature is None else apply_temperature(reported, temperature), evidence
-        )
-        metrics_metadata = clinical_metrics(
-            images.labels, probs_metadata, lesions, n_boot=n_boot, seed=config.seed
-        )
-        metrics_metadata["unseen_values_ignored"] = metadata.unseen(images.meta)
+    trust = _trust(run, images, ood_scores, calibrated, probs_tta is not None)
     rows = gradcam_examples(images.labels, probs) if explain else None
     return Evaluation(
+        **trust,
+        subgroups=subgroup_report(images.labels, reported, images.meta, lesions, n_boot, config.seed),
         calibration=None if temperature is None else temperature_effect(images.labels, probs, temperature),
         run=str(run.path),
         data=dataset.source,
@@ -135,6 +146,45 @@ def evaluate(
     )
 
 
+def _with_metadata(
+    run: Run, images: Dataset, source: str, calibrated: np.ndarray, lesions: np.ndarray | None, n_boot: int
+) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """The calibrated probabilities times the metadata model's evidence, and their metrics; (None,
+    None) for a run without a metadata model or images without age, sex or site."""
+    metadata = run.metadata_model()
+    if metadata is None:
+        return None, None
+    # Not strict: a site the training split lacked, or another archive's naming, counts as unknown;
+    # how many values that hit is recorded beside the scores.
+    evidence = metadata.log_likelihood(images.meta, source, strict=False)
+    if evidence is None or not evidence.any():
+        return None, None
+    fused = fuse(calibrated, evidence)
+    metrics = clinical_metrics(images.labels, fused, lesions, n_boot=n_boot, seed=run.config().seed)
+    metrics["unseen_values_ignored"] = metadata.unseen(images.meta)
+    return fused, metrics
+
+
+def _trust(
+    run: Run,
+    images: Dataset,
+    ood_scores: np.ndarray | None,
+    calibrated: np.ndarray,
+    tta: bool,
+) -> dict[str, Any]:
+    """Risk-coverage of the calibrated probabilities and, with a detector, each image's status."""
+    trust: dict[str, Any] = {
+        "risk_coverage": risk_coverage(images.labels, calibrated),
+        "ood_scores": ood_scores,
+    }
+    saved = run.abstention()
+    if saved is not None and ood_scores is not None:
+        rules = saved[1]
+        trust["statuses"] = rules.statuses(ood_scores, calibrated, tta)
+        trust["abstention"] = abstention_summary(rules, ood_scores, calibrated, images.labels, tta)
+    return trust
+
+
 def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
     """One row per image: id, true class, predicted class and every class's probability, then the same
     with metadata where it was used."""
@@ -148,15 +198,15 @@ def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
         table["predicted_with_metadata"] = [CODES[i] for i in fused.argmax(axis=1)]
         for column, code in enumerate(CODES):
             table[f"with_metadata_{code}"] = fused[:, column]
+    if evaluation.statuses is not None:
+        table["status"] = evaluation.statuses
+        table["ood_score"] = evaluation.ood_scores
     return table
 
 
-def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
-    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
-    out = Path(out_dir)
-    refuse_run_folder(out, EVALUATION_FILES)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """What metrics.json holds: every figure of the evaluation, plain JSON."""
+    return {
         "run": evaluation.run,
         "data": evaluation.data,
         "part": evaluation.part,
@@ -164,7 +214,18 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
         "tta": evaluation.metrics_tta,
         "with_metadata": evaluation.metrics_metadata,
         "calibration": evaluation.calibration,
+        "abstention": evaluation.abstention,
+        "risk_coverage": evaluation.risk_coverage,
+        "subgroups": evaluation.subgroups,
     }
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
+    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
+    out = Path(out_dir)
+    refuse_run_folder(out, EVALUATION_FILES)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = evaluation_summary(evaluation)
     buffer = io.StringIO()
     predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
     write_text_atomic(out / "predictions.csv", buffer.getvalue())

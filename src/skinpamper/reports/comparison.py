@@ -7,22 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from skinpamper.data.summary import Table
 from skinpamper.evaluation.compare import comparison_table
 from skinpamper.reports.html import figure_png, write_files
+from skinpamper.reports.markdown import markdown_table
 from skinpamper.reports.plots import plot_run_comparison
 
 OUTPUTS = ("comparison.csv", "comparison.md", "comparison.png")
-
-
-def comparison_markdown(table: Table) -> str:
-    """`table` as a Markdown table to paste into a README."""
-    lines = [
-        "| " + " | ".join(table.columns) + " |",
-        "|" + "|".join(":--" if a == "l" else "--:" for a in table.align) + "|",
-        *("| " + " | ".join(row) + " |" for row in table.rows),
-    ]
-    return "\n".join(lines) + f"\n\n{table.note}\n"
 
 
 def write_comparison(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
@@ -32,7 +22,7 @@ def write_comparison(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     frame.to_csv(csv, index=False, float_format="%.6g")
     contents = {
         "comparison.csv": csv.getvalue().encode("utf-8"),
-        "comparison.md": comparison_markdown(comparison_table(frame)).encode("utf-8"),
+        "comparison.md": markdown_table(comparison_table(frame)).encode("utf-8"),
         "comparison.png": figure_png(plot_run_comparison(frame)),
     }
     write_files(out, contents)

@@ -18,7 +18,7 @@ import numpy as np
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CLASSES, CODES
 from skinpamper.data.summary import Table
-from skinpamper.evaluation.evaluate import Evaluation
+from skinpamper.evaluation.evaluate import Evaluation, evaluation_summary
 from skinpamper.reports.evaluation_plots import (
     plot_confident_mistakes,
     plot_gradcam_grid,
@@ -27,16 +27,11 @@ from skinpamper.reports.evaluation_plots import (
     plot_roc_curves,
 )
 from skinpamper.reports.html import figure_item, render_template, write_files
+from skinpamper.reports.model_card import model_card
 from skinpamper.reports.plots import plot_confusion_matrix
-from skinpamper.reports.run_report import (
-    config_table,
-    data_tables,
-    history_figure,
-    percent,
-    read_history,
-    read_json,
-    split_table,
-)
+from skinpamper.reports.run_files import read_history, read_json
+from skinpamper.reports.run_report import config_table, data_tables, history_figure, percent, split_table
+from skinpamper.reports.trust import trust_context
 from skinpamper.scoring.calibration import apply_temperature
 
 TTA_NAME = "8-view TTA"
@@ -264,7 +259,8 @@ def _markdown(name: str, evaluation: Evaluation, config: dict[str, Any]) -> str:
 
 
 def write_evaluation_report(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write report.html (figures inlined) and summary.md into `out_dir`; returns both paths.
+    """Write report.html (figures inlined), summary.md and model_card.md into `out_dir`; returns the
+    first two paths.
 
     The run's own files (dataset.json, config.json, history.csv) add the training sections when present.
     """
@@ -293,12 +289,21 @@ def write_evaluation_report(evaluation: Evaluation, out_dir: str | Path) -> tupl
         if evaluation.calibration is None
         else _calibration_table(evaluation.calibration),
         figures=_figures(evaluation),
+        trust=trust_context(
+            evaluation.subgroups,
+            evaluation.abstention,
+            read_json(run_dir / "abstention.json"),
+            evaluation.risk_coverage,
+            evaluation.probs_tta is not None,
+            f"{TTA_NAME} probabilities" if evaluation.probs_tta is not None else "plain probabilities",
+        ),
     )
     write_files(
         out,
         {
             "report.html": page.encode("utf-8"),
             "summary.md": _markdown(name, evaluation, config).encode("utf-8"),
+            "model_card.md": model_card(run_dir, evaluation_summary(evaluation)).encode("utf-8"),
         },
     )
     return out / "report.html", out / "summary.md"

@@ -22,38 +22,15 @@ from skinpamper.classes import CLASSES, CODES, NUM_CLASSES
 from skinpamper.data.summary import Table
 from skinpamper.errors import SkinPamperError
 from skinpamper.reports.html import figure_item, render_template, write_files
+from skinpamper.reports.model_card import model_card
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history
+from skinpamper.reports.run_files import read_history, read_json
+from skinpamper.reports.trust import trust_context
 from skinpamper.training.run import MEMBERS
 
 RUN_FILES = ("dataset.json", "config.json", "history.csv", "metrics.json")
 PARTS = ("val", "test")
 METRIC_KEYS = ("n", "accuracy", "balanced_accuracy", "per_class_recall", "confusion_matrix")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in `path`, or None when the file is absent."""
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SkinPamperError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise SkinPamperError(f"{path}: expected a JSON object, found {type(value).__name__}")
-    return value
-
-
-def read_history(path: Path) -> pd.DataFrame | None:
-    """Per-epoch metrics, or None when the file is absent or has no epochs."""
-    if not path.is_file():
-        return None
-    try:
-        history = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SkinPamperError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from exc
-    return history if len(history) else None
 
 
 def _metric_parts(path: Path, metrics: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -233,14 +210,16 @@ def history_figure(history: pd.DataFrame) -> dict[str, str]:
 
 
 def write_run_report(run_dir: Path) -> Path:
-    """Write `report.html` (figures inlined) and `summary.md` into `run_dir`; returns the report's path."""
+    """Write `report.html` (figures inlined), `summary.md` and `model_card.md` into `run_dir`; returns the
+    report's path."""
     run_dir = Path(run_dir)
     if not any((run_dir / name).is_file() for name in RUN_FILES):
         raise SkinPamperError(f"{run_dir}: not a run folder; expected at least one of {', '.join(RUN_FILES)}")
     data = read_json(run_dir / "dataset.json") or {}
     config = read_json(run_dir / "config.json") or {}
     history = read_history(run_dir / "history.csv")
-    parts = _metric_parts(run_dir / "metrics.json", read_json(run_dir / "metrics.json"))
+    recorded = read_json(run_dir / "metrics.json") or {}
+    parts = _metric_parts(run_dir / "metrics.json", recorded)
     members = (read_json(run_dir / MEMBERS) or {}).get("members", [])
     name = run_dir.resolve().name
     sizes = data.get("split_sizes")
@@ -256,7 +235,19 @@ def write_run_report(run_dir: Path) -> Path:
         members_table=members_table(members) if members else None,
         metrics_table=_metrics_table(parts) if parts else None,
         confusion_figures=_confusion_figures({name: parts[name] for name in PARTS if name in parts}),
+        trust=trust_context(
+            recorded.get("subgroups"),
+            recorded.get("abstention", {}).get("test"),
+            read_json(run_dir / "abstention.json"),
+            recorded.get("risk_coverage"),
+            tta=False,
+            scored="the test split's plain probabilities",
+        )
+        if recorded
+        else None,
     )
     markdown = _markdown(name, data, config, parts, len(members))
-    write_files(run_dir, {"report.html": page.encode("utf-8"), "summary.md": markdown.encode("utf-8")})
+    card = model_card(run_dir)
+    files = {"report.html": page, "summary.md": markdown, "model_card.md": card}
+    write_files(run_dir, {name: text.encode("utf-8") for name, text in files.items()})
     return run_dir / "report.html"

@@ -1,8 +1,10 @@
 """ONNX export of a run's best model, kept only if onnxruntime reproduces Keras's probabilities.
 
-The graph has one input, `images` (batch, S, S, 3) float32 in 0..255 with a dynamic batch size, and one
-output, the softmax (batch, 7) in canonical class order. The run's ModelCard (size, fit, temperature,
-test metrics, model id) is stored in the file's metadata, so the file alone is enough to serve.
+The graph has one input, `images` (batch, S, S, 3) float32 in 0..255 with a dynamic batch size, and
+the outputs `probabilities`, the softmax (batch, 7) in canonical class order, and, for runs with an
+OOD detector, `ood_score` (batch,). The run's ModelCard (size, fit, temperature, abstention
+thresholds, test metrics, model id) is stored in the file's metadata, so the file alone is enough to
+serve.
 Conversion goes through Keras 3's `model.export(format="onnx")`, which uses tf2onnx on TensorFlow.
 """
 
@@ -17,9 +19,12 @@ import numpy as np
 
 from skinpamper.atomic import replace_into
 from skinpamper.errors import ConfigError, ExportError
-from skinpamper.serving.predict import ONNX_METADATA_KEY, ModelCard, run_card
+from skinpamper.serving.predict import ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
+# max |s_onnx - s_keras| / s_keras of the OOD score: a sum of squares over hundreds of features, so its
+# float32 round-off is ~1e-5 relative; a wrong conversion is off by far more
+SCORE_PARITY_LIMIT = 1e-3
 PARITY_SAMPLES = 32
 ONNX_FILE = "model.onnx"
 
@@ -48,11 +53,13 @@ def export_onnx(
     if path.suffix.lower() != ".onnx":  # checked before the model is loaded: a typo should fail fast
         raise ConfigError(f"{path}: the export's file name must end in .onnx")
     card = run_card(run)
-    model = run.load_model()
+    model = run.serving_model(run.load_model())
+    names = ("probabilities", OOD_OUTPUT)[: len(model.outputs)]
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
     images = np.random.default_rng(0).integers(0, 256, (samples, card.image_size, card.image_size, 3))
     images = images.astype(np.float32)
-    expected = np.asarray(model.predict_on_batch(images))
+    outputs = model.predict_on_batch(images)
+    expected = [np.asarray(o) for o in outputs] if len(names) > 1 else [np.asarray(outputs)]
     spec = keras.InputSpec(shape=(None, card.image_size, card.image_size, 3), dtype="float32", name="images")
     diff = 0.0
 
@@ -62,42 +69,51 @@ def export_onnx(
             with warnings.catch_warnings():  # Keras's tf2onnx patch for NumPy 2 probes np.object
                 warnings.simplefilter("ignore", FutureWarning)
                 model.export(str(temporary), format="onnx", verbose=False, input_signature=[spec])
-            _finish_graph(temporary, card)
-            diff = float(np.abs(_onnx_probabilities(temporary, images) - expected).max())
+            _finish_graph(temporary, card, names)
+            got = _onnx_outputs(temporary, images, names)
         except ImportError as exc:
             raise ExportError(
                 f"{path}: ONNX export needs {exc.name}: pip install 'skinpamper[export]'"
             ) from None
+        diff = float(np.abs(got[0] - expected[0]).max())
         if diff > PARITY_LIMIT:
             raise ExportError(
                 f"{path}: ONNX probabilities differ from Keras by up to {diff:.2e} (limit "
                 f"{PARITY_LIMIT:.0e}); the file was not written"
             )
+        if len(names) > 1:
+            relative = float((np.abs(got[1] - expected[1]) / np.maximum(np.abs(expected[1]), 1e-6)).max())
+            if relative > SCORE_PARITY_LIMIT:
+                raise ExportError(
+                    f"{path}: ONNX OOD scores differ from Keras by up to {relative:.2e} of their value "
+                    f"(limit {SCORE_PARITY_LIMIT:.0e}); the file was not written"
+                )
 
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_into(path, write)
     return ExportResult(path, card, diff, samples)
 
 
-def _finish_graph(path: Path, card: ModelCard) -> None:
-    """Name the batch dimension and the output, and store the card, so the file explains itself."""
+def _finish_graph(path: Path, card: ModelCard, names: tuple[str, ...]) -> None:
+    """Name the batch dimension and the outputs, and store the card, so the file explains itself."""
     import onnx
 
     graph = onnx.load(str(path))
     for value in (*graph.graph.input, *graph.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    old = graph.graph.output[0].name
+    renames = {output.name: name for output, name in zip(graph.graph.output, names, strict=True)}
     for node in graph.graph.node:
-        node.output[:] = ["probabilities" if name == old else name for name in node.output]
-    graph.graph.output[0].name = "probabilities"
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    for output in graph.graph.output:
+        output.name = renames[output.name]
     entry = graph.metadata_props.add()
     entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(card.to_dict())
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
 
 
-def _onnx_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
+def _onnx_outputs(path: Path, images: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["probabilities"], {"images": images})[0]
+    return session.run(list(names), {"images": images})

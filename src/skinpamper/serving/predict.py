@@ -3,9 +3,12 @@
 Every image goes through exactly the training preprocessing (`imaging.load_image` at the run's size and
 fit; the model rescales inside), optionally the 8-view TTA, then the run's temperature, then, when the
 caller gives the patient's age, sex or site and the run has a metadata model, Bayes' rule with what
-they say (`metadata_model`). The ONNX path imports onnxruntime and nothing of Keras or TensorFlow, so
-`pip install 'skinpamper[serve]'` can run it; what it needs to know about the run (size, fit,
-temperature, metadata model, metrics) travels inside the ONNX file.
+they say (`metadata_model`). Each prediction carries a status (`scoring.abstention`): the model's
+OOD score, read from the same forward pass as its probabilities, and its confidence, against the
+thresholds the run fitted on its validation split. The ONNX path imports onnxruntime and nothing of
+Keras or TensorFlow, so `pip install 'skinpamper[serve]'` can run it; what it needs to know about the
+run (size, fit, temperature, metadata model, thresholds, metrics) travels inside the ONNX file, and
+the OOD detector inside its graph.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError, ImageError
 from skinpamper.imaging import FITS, MAX_PIXELS, load_image
+from skinpamper.reports.model_card import model_card
+from skinpamper.scoring.abstention import UNCHECKED, Abstention
 from skinpamper.scoring.calibration import apply_temperature
 from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, fuse, metadata_frame
 from skinpamper.scoring.tta import predict_tta
@@ -30,8 +35,10 @@ from skinpamper.scoring.tta import predict_tta
 if TYPE_CHECKING:
     from skinpamper.training.run import Run
 
-Engine = Callable[[np.ndarray], np.ndarray]  # float32 (N, S, S, 3) in 0..255 -> probabilities (N, 7)
+# float32 (N, S, S, 3) in 0..255 -> probabilities (N, 7) and OOD scores (N,), or None without a detector
+Engine = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 ONNX_METADATA_KEY = "skinpamper"  # the ONNX metadata_props entry holding the ModelCard as JSON
+OOD_OUTPUT = "ood_score"  # the ONNX output holding the OOD score, beside "probabilities"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SUMMARY_KEYS = ("n", "accuracy", "balanced_accuracy", "macro_auc", "per_class_recall")
 
@@ -48,6 +55,8 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)  # test-split summary; empty when not recorded
     classes: tuple[str, ...] = CODES
     metadata_model: dict[str, Any] | None = None  # MetadataModel.to_dict(); None: images only
+    abstention: dict[str, Any] | None = None  # Abstention.to_dict(); None: saved before OOD detection
+    model_card: str | None = None  # model_card.md (reports.model_card); None: exported before it existed
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "classes": list(self.classes)}
@@ -71,6 +80,8 @@ class ModelCard:
             )
         if card.metadata_model is not None:
             MetadataModel.from_dict(card.metadata_model, source)  # refuse a malformed one at load time
+        if card.abstention is not None:
+            Abstention.from_dict(card.abstention, source)
         return card
 
 
@@ -85,6 +96,11 @@ class Prediction:
     model_id: str
     note: str = NOT_A_DIAGNOSIS
     with_metadata: bool = False  # the patient's age, sex or site were combined with the image
+    status: str = UNCHECKED  # ok, uncertain, out_of_distribution; unchecked: the model has no detector
+    ood_score: float | None = None  # higher is stranger; out_of_distribution above ood_threshold
+    ood_threshold: float | None = None
+    confidence: float | None = None  # top image-only calibrated probability; uncertain below the threshold
+    confidence_threshold: float | None = None
 
     @property
     def top_class(self) -> str:
@@ -106,6 +122,11 @@ class Prediction:
             "calibrated": self.calibrated,
             "tta": self.tta,
             "with_metadata": self.with_metadata,
+            "status": self.status,
+            "ood_score": self.ood_score,
+            "ood_threshold": self.ood_threshold,
+            "confidence": self.confidence,
+            "confidence_threshold": self.confidence_threshold,
             "model_id": self.model_id,
             "note": self.note,
         }
@@ -130,6 +151,8 @@ class Predictor:
         self.metadata = (
             None if card_metadata is None else MetadataModel.from_dict(card_metadata, card.model_id)
         )
+        rules = card.abstention
+        self.abstention = None if rules is None else Abstention.from_dict(rules, card.model_id)
 
     @classmethod
     def load(
@@ -154,14 +177,41 @@ class Predictor:
         card = self.card
         return load_image(source, card.image_size, card.fit, name=name, max_pixels=self.max_pixels)
 
+    @property
+    def checks_status(self) -> bool:
+        """Whether predictions get a real status: the model has an OOD detector and thresholds."""
+        return self.abstention is not None
+
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 -> (N, 7) probabilities, with TTA and the run's temperature when set."""
+        return self._score(images_uint8)[0]
+
+    def _score(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities (TTA when set) and the OOD scores of the images as they are."""
+        probs, scores = self.engine(images_uint8.astype(np.float32))
         if self.tta:
-            probs = predict_tta(self.engine, images_uint8)
-        else:
-            probs = self.engine(images_uint8.astype(np.float32))
+            probs = predict_tta(lambda views: self.engine(views)[0], images_uint8)
         probs = np.asarray(probs, dtype=np.float64)
-        return probs if self.card.temperature is None else apply_temperature(probs, self.card.temperature)
+        if self.card.temperature is not None:
+            probs = apply_temperature(probs, self.card.temperature)
+        return probs, None if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+
+    def _statuses(self, probs: np.ndarray, scores: np.ndarray | None) -> list[dict[str, Any]]:
+        """Each image's status fields, from its image-only probabilities and its OOD score."""
+        rules = self.abstention
+        if rules is None or scores is None:
+            return [{"status": UNCHECKED} for _ in range(len(probs))]
+        threshold = rules.confidence_threshold(self.tta)
+        return [
+            {
+                "status": status,
+                "ood_score": float(score),
+                "ood_threshold": rules.ood_threshold,
+                "confidence": float(row.max()),
+                "confidence_threshold": threshold,
+            }
+            for status, score, row in zip(rules.statuses(scores, probs, self.tta), scores, probs, strict=True)
+        ]
 
     def patient_evidence(
         self,
@@ -190,7 +240,8 @@ class Predictor:
         """Predictions for images already decoded to the model's input size, with each one's metadata
         when `patients` is given (one entry per image, None where unknown)."""
         evidence = self.patient_evidence(patients, names=names) if patients else None
-        probs = self.probabilities(images_uint8)
+        probs, scores = self._score(images_uint8)
+        statuses = self._statuses(probs, scores)  # of the image itself, before the patient's metadata
         used = np.zeros(len(probs), dtype=bool)
         if evidence is not None:
             probs, used = fuse(probs, evidence), evidence.any(axis=1)
@@ -202,8 +253,9 @@ class Predictor:
                 self.tta,
                 self.card.model_id,
                 with_metadata=u,
+                **status,
             )
-            for name, row, u in zip(names, probs, used.tolist(), strict=True)
+            for name, row, u, status in zip(names, probs, used.tolist(), statuses, strict=True)
         ]
 
     def predict(
@@ -285,14 +337,18 @@ def run_card(run: Run) -> ModelCard:
         fused = recorded["with_metadata"]["test"]
         summary["with_metadata"] = {key: fused[key] for key in _SUMMARY_KEYS if key in fused}
     metadata = run.metadata_model()
+    abstention = run.abstention()
+    model_id = f"{config.model}-{file_digest(run.model_file())}"
     return ModelCard(
-        model_id=f"{config.model}-{file_digest(run.model_file())}",
+        model_id=model_id,
         architecture=config.model,
         image_size=config.image_size,
         fit=config.fit,
         temperature=run.temperature(),
         metrics=summary,
         metadata_model=None if metadata is None else metadata.to_dict(),
+        abstention=None if abstention is None else abstention[1].to_dict(),
+        model_card=model_card(run.path, model_id=model_id),
     )
 
 
@@ -306,9 +362,17 @@ def _keras_engine(path: Path) -> tuple[Engine, ModelCard, Any]:
         ) from None
     run = Run.open(path)
     model = run.load_model()
+    serving = run.serving_model(model)
     # predict_on_batch calls the compiled predict function directly: ~3 ms for one image where
     # model.predict spends ~50 ms building a dataset and a progress loop.
-    return (lambda images: np.asarray(model.predict_on_batch(images))), run_card(run), model
+    if len(serving.outputs) == 1:  # saved before OOD detection existed
+        return (lambda images: (np.asarray(serving.predict_on_batch(images)), None)), run_card(run), model
+
+    def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, scores = serving.predict_on_batch(images)
+        return np.asarray(probs), np.asarray(scores)
+
+    return engine, run_card(run), model
 
 
 def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
@@ -335,4 +399,14 @@ def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: its {ONNX_METADATA_KEY!r} metadata is not JSON ({exc})") from None
     input_name = session.get_inputs()[0].name
-    return (lambda images: session.run(None, {input_name: images})[0]), card
+    outputs = [output.name for output in session.get_outputs()]
+    if OOD_OUTPUT not in outputs:  # exported before OOD detection existed
+        return (lambda images: (session.run([outputs[0]], {input_name: images})[0], None)), card
+    if card.abstention is None:
+        raise ConfigError(f"{path}: has an {OOD_OUTPUT!r} output but no thresholds in its metadata")
+
+    def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, scores = session.run([outputs[0], OOD_OUTPUT], {input_name: images})
+        return probs, scores
+
+    return engine, card

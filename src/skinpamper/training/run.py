@@ -14,6 +14,8 @@
     metadata_model.json  what age, sex and site say about the class, fitted on the training split
                       (absent when the data has no such metadata)
     members.json      an ensemble's member runs and their test scores (ensembles only)
+    ood_detector.npz  class centres and whitening of the training split's features (scoring/ood.py)
+    abstention.json   OOD and confidence thresholds fitted on the validation split, and the targets
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never leaves a
 half-written file; state.json is written last in each epoch and is what resume trusts. Temporaries a
@@ -45,13 +47,16 @@ from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError, SkinPamperError
+from skinpamper.scoring.abstention import Abstention
 from skinpamper.scoring.metadata_model import MetadataModel
+from skinpamper.scoring.ood import OODDetector
 from skinpamper.training.config import TrainConfig
 
 CONFIG, SPLIT, DATASET, ENVIRONMENT = "config.json", "split.json", "dataset.json", "environment.json"
 HISTORY, STATE, METRICS = "history.csv", "state.json", "metrics.json"
 CALIBRATION, METADATA_MODEL = "calibration.json", "metadata_model.json"
 BEST_MODEL, LAST_MODEL = "model.keras", "last.keras"
+OOD_DETECTOR, ABSTENTION = "ood_detector.npz", "abstention.json"
 MEMBERS = "members.json"  # an ensemble's runs, written by skinpamper.training.ensemble
 # Files only a run has: a folder holding any of them holds a run (perhaps a half-made one). Not
 # metrics.json, which an evaluation's folder has too (evaluating twice into one folder is fine).
@@ -277,6 +282,28 @@ class Run:
         if not self.file(METADATA_MODEL).exists():
             return None
         return MetadataModel.from_dict(self._json(METADATA_MODEL), str(self.file(METADATA_MODEL)))
+
+    def write_abstention(self, detector: OODDetector, abstention: Abstention) -> None:
+        """The detector first: abstention.json is what says a run has one, so it is written last."""
+        replace_into(self.file(OOD_DETECTOR), detector.save)
+        write_json_atomic(self.file(ABSTENTION), abstention.to_dict())
+
+    def abstention(self) -> tuple[OODDetector, Abstention] | None:
+        """The run's OOD detector and abstention rules; None for a run saved before they existed."""
+        if not self.file(ABSTENTION).exists():
+            return None
+        rules = Abstention.from_dict(self._json(ABSTENTION), str(self.file(ABSTENTION)))
+        return OODDetector.load(self.file(OOD_DETECTOR)), rules
+
+    def serving_model(self, model: keras.Model) -> keras.Model:
+        """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]);
+        `model` itself for a run without a detector."""
+        saved = self.abstention()
+        if saved is None:
+            return model
+        from skinpamper.models.ood_head import with_ood_score
+
+        return with_ood_score(model, saved[0].centres, saved[0].projections)
 
     def write_dataset_info(self, dataset: Dataset, split: Split, config: TrainConfig) -> None:
         write_json_atomic(self.file(DATASET), dataset_info(dataset, split, config))

@@ -41,6 +41,7 @@ from skinpamper.training.run import (
     restore_seed_states,
     seed_states,
 )
+from skinpamper.training.trust import fit_abstention, trust_on_test
 
 TRAIN_SCORED = 2000  # training images scored per epoch for the train/validation mean-recall curves
 EVAL_BATCH = 256  # inference only: larger batches are faster and do not change the predictions
@@ -235,7 +236,8 @@ def write_metadata_model(run: Run, dataset: Dataset, split: Split) -> None:
 
 
 def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -> dict[str, dict]:
-    """metrics.json (val and test) and calibration.json of the run's final `model`; returns the metrics."""
+    """metrics.json (val and test), calibration.json, and the OOD detector and abstention rules of the
+    run's final `model`; returns the metrics."""
     parts = {"val": split.val, "test": split.test}
     probs = {part: predict_probs(model, dataset.images[idx]) for part, idx in parts.items()}
     labels = {"val": dataset.labels[split.val], "test": dataset.labels[split.test]}
@@ -251,8 +253,14 @@ def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -
             # Not strict: a rare site may be missing from the training split; it counts as unknown.
             evidence = metadata.log_likelihood(meta, dataset.source, strict=False)
             metrics["with_metadata"][part] = classification_metrics(labels[part], fuse(calibrated, evidence))
+    config = run.config()
+    detector, rules, metrics["abstention"] = fit_abstention(
+        model, dataset, split, config, calibration["temperature"]
+    )
+    metrics.update(trust_on_test(dataset, split, probs["test"], calibration["temperature"], config.seed))
     run.write_metrics(metrics)
     run.write_calibration(calibration)
+    run.write_abstention(detector, rules)
     return metrics
 
 

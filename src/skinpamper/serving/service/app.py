@@ -149,6 +149,21 @@ def _add_probe_routes(app: FastAPI, predictor: Predictor, gradcam: bool) -> None
             return {"status": "ready"}
         return JSONResponse({"status": "starting"}, status_code=503)
 
+    @app.get(
+        "/v1/model/card",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/markdown": {}}, "description": "the model card (Markdown)"},
+            404: {"model": ErrorBody, "description": "an export made before model cards"},
+        },
+    )
+    def model_card() -> Response:
+        """The model card: intended and out-of-scope use, data, metrics with intervals, subgroups,
+        out-of-distribution behaviour, caveats; generated from the run's own files."""
+        if predictor.card.model_card is None:
+            raise HTTPException(404, "this export has no model card; export the run again to add one")
+        return Response(predictor.card.model_card, media_type="text/markdown; charset=utf-8")
+
     @app.get("/v1/model", response_model=ModelInfo)
     def model_info() -> dict[str, Any]:
         """What is served: classes, input size and fit, calibration, and the run's test metrics."""

@@ -21,6 +21,17 @@ class ImagePrediction(BaseModel):
     calibrated: bool = Field(description="probabilities use the temperature fitted on the run's val split")
     tta: bool
     with_metadata: bool = Field(description="the patient's age, sex or site were combined with the image")
+    status: Literal["ok", "uncertain", "out_of_distribution", "unchecked"] = Field(
+        description="out_of_distribution: the image does not look like the training data (OOD score above "
+        "its threshold); uncertain: the image model's top probability is below the confidence threshold; "
+        "unchecked: the model was saved without an OOD detector"
+    )
+    ood_score: float | None = Field(
+        description="Mahalanobis distance of the image's features; null: unchecked"
+    )
+    ood_threshold: float | None
+    confidence: float | None = Field(description="top calibrated probability of the image alone")
+    confidence_threshold: float | None
     model_id: str
     note: str
 
@@ -52,6 +63,10 @@ class ModelInfo(BaseModel):
     metadata_model: dict[str, Any] | None = Field(
         description="age/sex/site model fitted on the run's training split (its sexes and sites are the "
         "values /v1/predict accepts); null: images only"
+    )
+    abstention: dict[str, Any] | None = Field(
+        description="OOD and confidence thresholds fitted on the run's validation split, and the targets "
+        "they were chosen for; null: the model has no OOD detector (every status is unchecked)"
     )
     note: str
 

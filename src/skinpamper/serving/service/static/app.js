@@ -1,5 +1,7 @@
 // The page's only script: send one image to /v1/predict, draw the probabilities as bars, and, where the
-// server has the Keras model, fetch a Grad-CAM overlay from /v1/explain. User text is set with
+// server has the Keras model, fetch a Grad-CAM overlay from /v1/explain. An image the model refuses
+// (status out_of_distribution) or is unsure of (uncertain) gets a plain sentence instead of bars that
+// look confident: none for the first, collapsed under the sentence for the second. User text is set with
 // textContent only, never as HTML. Where the model knows age, sex and body site, the optional patient
 // fields are offered with the values its training data used, and sent as query parameters.
 "use strict";
@@ -36,6 +38,26 @@ function patientQuery() {
   }
   const text = query.toString();
   return text ? `?${text}` : "";
+}
+
+const VERDICTS = {
+  out_of_distribution: "This does not look like a dermoscopy image, so the model gives no answer. " +
+    "It was trained on close-up dermoscopy photos of skin lesions only.",
+  uncertain: "The model is not sure about this image \u2014 see a dermatologist.",
+  unchecked: "This model cannot tell whether an image is a dermoscopy image (it was saved without an " +
+    "out-of-distribution check): read the bars with care.",
+};
+
+function drawVerdict(prediction) {
+  const verdict = VERDICTS[prediction.status];
+  $("verdict").textContent = verdict || "";
+  $("verdict").dataset.status = prediction.status;
+  show("verdict", Boolean(verdict));
+  // Refused: no bars. Unsure: bars behind a click, under the sentence. Otherwise: bars, open.
+  show("answer", prediction.status !== "out_of_distribution");
+  $("answer").open = prediction.status !== "uncertain";
+  $("answer-summary").textContent = prediction.status === "uncertain" ?
+    "What the model leaned towards (not a finding)" : "Probabilities";
 }
 
 function drawBars(prediction) {
@@ -113,10 +135,17 @@ async function send(file) {
     if (ticket !== sent) return;
     if (!response.ok) return fail(`${response.status}: ${body.detail}`);
     $("preview").src = URL.createObjectURL(file);
-    drawBars(body.predictions[0]);
+    const prediction = body.predictions[0];
+    drawVerdict(prediction);
+    drawBars(prediction);
     show("result", true);
     $("status").textContent = "";
-    await drawOverlay(form, body.predictions[0]);
+    if (prediction.status === "out_of_distribution") {
+      show("cam-figure", false);
+      show("cam-missing", false);
+      return;
+    }
+    await drawOverlay(form, prediction);
   } catch (error) {
     fail(`Could not reach the server (${error.message}).`);
   }

@@ -1,0 +1,187 @@
+"""A scores file (CSV or parquet) written in chunks, resumable, and never half-written under its name.
+
+While a job runs, each chunk of rows goes atomically into its own parquet part in a hidden folder
+beside the output (`.scores.csv.parts/`), with a job.json naming the model. A killed job therefore
+loses at most the chunk it was writing; `resume=True` reads the finished parts (and a finished output
+file, when the job is re-run over a grown archive) and skips the images that already have a score.
+Only when every image is done are the rows merged, one part at a time so memory stays bounded, into a
+temporary file that is renamed over the output; the parts folder is then removed.
+
+Rows whose `error` is set (files that failed to decode) are not kept by a resumed job: the file is
+tried again, since it may have been half-copied the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from skinpamper.atomic import replace_into, write_json_atomic
+from skinpamper.errors import ConfigError, DataError
+from skinpamper.serving.rows import ERROR, IMAGE, MODEL_ID
+
+SUFFIXES = (".csv", ".parquet")
+JOB_FILE = "job.json"
+PARQUET_KEY = b"skinpamper"  # the parquet schema metadata entry holding {"model_id": ...}
+READ_ROWS = 65_536  # rows read at a time from a previous output while merging or resuming
+
+
+def parts_folder(out: Path) -> Path:
+    """Where the finished chunks of an unfinished job on `out` wait."""
+    return out.parent / f".{out.name}.parts"
+
+
+class ScoreFile:
+    """The output of one scoring job: `done` says which images to skip; `write` then `finish`."""
+
+    def __init__(self, out: str | Path, model_id: str, resume: bool = False) -> None:
+        self.out, self.model_id = Path(out), model_id
+        self.parts = parts_folder(self.out)
+        _check_target(self.out)
+        if not resume and any(self.parts.glob("*.parquet")):
+            raise ConfigError(
+                f"{self.out}: an unfinished job's rows are in {self.parts}; add --resume to keep them, "
+                "or delete that folder to start again"
+            )
+        self.previous = self.out if resume and self.out.exists() else None
+        self.old_parts = sorted(self.parts.glob("*.parquet")) if resume else []
+        self._check_model()
+        self.done: set[str] = set()
+        for table in self._old_tables():
+            self.done.update(table.column(IMAGE).to_pylist())
+        self.parts.mkdir(exist_ok=True)
+        write_json_atomic(self.parts / JOB_FILE, {MODEL_ID: model_id, "out": self.out.name})
+        self._next = len(self.old_parts)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Keep one chunk of rows: after this returns, a killed job no longer loses them."""
+        if not rows:
+            return
+        table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+        part = self.parts / f"{self._next:06d}.parquet"
+        replace_into(part, lambda path: pq.write_table(table, path))
+        self._next += 1
+
+    def finish(self) -> None:
+        """Merge the kept rows of earlier runs and this run's parts into the output, atomically."""
+        new_parts = sorted(set(self.parts.glob("*.parquet")) - set(self.old_parts))
+        schemas = [pq.read_schema(part) for part in [*self.old_parts, *new_parts]]
+        schemas += [_output_schema(self.previous)] if self.previous else []
+        tables = _chain(self._old_tables(), (pq.read_table(part) for part in new_parts))
+        if self.out.suffix == ".parquet":
+            schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+            schema = schema.with_metadata({PARQUET_KEY: json.dumps({MODEL_ID: self.model_id}).encode()})
+            replace_into(self.out, lambda path: _write_parquet(path, schema, tables))
+        else:
+            # A previous CSV is read back as text, so only the column names need to agree.
+            names = list(dict.fromkeys(name for s in schemas for name in s.names))
+            replace_into(self.out, lambda path: _write_csv(path, names, tables))
+        shutil.rmtree(self.parts)
+
+    def _old_tables(self) -> Iterator[pa.Table]:
+        """The successful rows of the previous output and of earlier runs' parts."""
+        sources = [_read_output(self.previous)] if self.previous else []
+        sources += [(pq.read_table(part) for part in self.old_parts)]
+        for table in _chain(*sources):
+            yield table.filter(_succeeded(table))
+
+    def _check_model(self) -> None:
+        """Refuse to mix two models' scores in one file."""
+        found: set[str] = set()
+        job = self.parts / JOB_FILE
+        if self.old_parts and job.exists():
+            found.add(json.loads(job.read_text(encoding="utf-8"))[MODEL_ID])
+        if self.previous is not None:
+            _output_schema(self.previous)
+            for table in _read_output(self.previous):
+                found.update(v for v in table.column(MODEL_ID).to_pylist() if v)
+        others = sorted(found - {self.model_id})
+        if others:
+            raise ConfigError(
+                f"{self.out}: written by model {', '.join(others)}, not {self.model_id}; "
+                "--resume only continues a job of the same model (choose another --out)"
+            )
+
+
+def _check_target(out: Path) -> None:
+    if out.suffix.lower() not in SUFFIXES:
+        raise ConfigError(f"{out}: the output must end in .csv or .parquet")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{out}: folder {out.parent} does not exist")
+
+
+def _chain(*sources: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    for source in sources:
+        yield from source
+
+
+def _read_output(path: Path) -> Iterator[pa.Table]:
+    """A finished scores file, a block at a time, as Arrow tables (CSV cells kept as written)."""
+    try:
+        if path.suffix == ".parquet":
+            handle = pq.ParquetFile(path)
+            for batch in handle.iter_batches(batch_size=READ_ROWS):
+                yield pa.Table.from_batches([batch])
+            return
+        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=READ_ROWS):
+            yield pa.Table.from_pandas(chunk, preserve_index=False)
+    except (pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable scores file ({exc})") from None
+
+
+def _output_schema(path: Path) -> pa.Schema:
+    if path.suffix == ".parquet":
+        schema = pq.read_schema(path)
+    else:
+        try:
+            header = pd.read_csv(path, dtype=str, nrows=0).columns
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: not a readable scores file ({exc})") from None
+        schema = pa.schema([(name, pa.string()) for name in header])
+    if IMAGE not in schema.names or MODEL_ID not in schema.names:
+        raise DataError(f"{path}: not a Skin Pamper scores file (no {IMAGE} and {MODEL_ID} columns)")
+    return schema
+
+
+def _succeeded(table: pa.Table) -> pa.Array:
+    """Which rows have no error (null in parts, empty text in a CSV read back)."""
+    if ERROR not in table.column_names or table.schema.field(ERROR).type == pa.null():
+        return pa.array([True] * len(table))
+    error = table.column(ERROR)
+    return pc.or_kleene(pc.is_null(error), pc.equal(error, ""))
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly `schema`'s columns: missing ones null, present ones cast to its types."""
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(len(table), field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _write_parquet(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
+    with pq.ParquetWriter(path, schema) as writer:
+        for table in tables:
+            writer.write_table(_conform(table, schema))
+
+
+def _write_csv(path: Path, names: list[str], tables: Iterator[pa.Table]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        header = True
+        for table in tables:
+            frame = table.to_pandas().reindex(columns=names)
+            frame.to_csv(handle, header=header, index=False, lineterminator="\n")
+            header = False
+        if header:  # no rows at all: still a file with its columns
+            pd.DataFrame(columns=names).to_csv(handle, index=False, lineterminator="\n")
