@@ -183,3 +183,41 @@ def test_kill_dash_9_then_resume_keeps_finished_epochs(ham_folder: Path, tmp_pat
     assert result.exit_code == 0, result.output
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == list(range(1, finished + 2))
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["train", "--width", "nan"], "--width"),
+        (["train", "--learning-rate", "inf"], "--learning-rate"),
+        (["data", "check", ".", "--val", "nan"], "--val"),
+        (["predict", ".", ".", "--age", "nan"], "--age"),  # once silently ignored, with exit 0
+    ],
+)
+def test_nan_and_inf_are_refused_wherever_a_number_is_read(args: list[str], option: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+    assert "is not a finite number" in result.output
+
+
+def test_an_image_size_the_model_cannot_take_is_refused_before_anything_is_written(
+    ham_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = invoke("train", "--data", ham_folder, "--image-size", "7", "--epochs", "1", "--out", out)
+    assert result.exit_code == 1 and not out.exists()
+    assert result.output == (
+        "Error: model 'compact_cnn' cannot take 7 px images: its layers would shrink them below one pixel; "
+        "the smallest it takes is 8 px\n"
+    )
+
+
+def test_commands_that_load_tensorflow_print_only_their_own_lines(tmp_path: Path) -> None:
+    # train imports Keras (and so TensorFlow) before it reads the data: a missing folder is one line.
+    done = subprocess.run(
+        [sys.executable, "-m", "skinpamper", "train", "--data", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stderr == f"Error: {tmp_path / 'nowhere'}: no such file or folder\n"

@@ -19,6 +19,10 @@ class ImageError(DataError):
     """An image cannot be decoded, is truncated, or is larger than the pixel limit."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image's header declares more pixels than the limit (a possible decompression bomb)."""
+
+
 class DownloadError(SkinPamperError):
     """A download failed or did not match its checksum."""
 

@@ -1,4 +1,8 @@
-"""Decode one image file and make it square at a target size, the same way at training and prediction.
+"""The one place where an image file's bytes become pixels, the same way at training and prediction.
+
+Everything Pillow can raise for bad data becomes an ImageError naming the file: Pillow's format
+plug-ins parse untrusted bytes and fail with OSError, ValueError, SyntaxError, IndexError, EOFError
+or struct.error, whichever their parser hits first (tests/test_imaging.py fuzzes them to find out).
 
 Non-square photos (Kaggle's are 600x450) can be squashed (what hmnist did), centre-cropped, or padded
 with the image's border colour. JPEG draft mode decodes at a reduced scale first, which makes
@@ -8,59 +12,117 @@ loading 600x450 files at 28 or 64 px several times faster without visible loss.
 from __future__ import annotations
 
 import io
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
-from skinpamper.errors import ImageError
+from skinpamper.errors import ImageError, ImageTooLargeError
 
 Fit = Literal["squash", "crop", "pad"]
 FITS: tuple[str, ...] = ("squash", "crop", "pad")
 # Far above any dermoscopy photo (a 24 MP camera is 24e6) and far below a decompression bomb.
 MAX_PIXELS = 40_000_000
+# What Pillow raises for malformed data (found by fuzzing; not only OSError): a truncated IHDR chunk
+# is a ValueError, a broken PNG chunk or EXIF block a SyntaxError, a short iCCP chunk an IndexError.
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    IndexError,
+    EOFError,
+    struct.error,
+)
+# EXIF orientation -> the transpose that makes the image upright (as PIL.ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")  # an object's repr: a heap address, no use to a user
 
 
-def open_image(source: Path | bytes, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open and fully decode an image as 8-bit RGB, honouring EXIF orientation.
+def _label(source: Path | bytes, name: str | None) -> str:
+    return name or ("<upload>" if isinstance(source, bytes) else str(source))
 
-    Raises ImageError naming the file for unreadable, truncated or oversized images.
+
+def _stream(source: Path | bytes) -> Path | BinaryIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+@contextmanager
+def _decoding(label: str) -> Iterator[None]:
+    """Turn any failure to read or decode into one ImageError line naming `label`."""
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{label}: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{label}: not a readable image (not JPEG, PNG or another format Pillow knows)"
+        ) from None
+    except FileNotFoundError:
+        raise ImageError(f"{label}: file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{label}: a folder, not an image file") from None
+    except PermissionError:
+        raise ImageError(f"{label}: permission denied") from None
+    except DECODE_ERRORS as exc:
+        reason = _ADDRESS.sub("the image", str(exc)) or type(exc).__name__
+        raise ImageError(f"{label}: truncated or corrupt image ({reason})") from None
+
+
+def check_pixels(width: int, height: int, label: str, max_pixels: int) -> None:
+    """ImageTooLargeError when a header declares more than `max_pixels` pixels."""
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{label}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (possible decompression bomb)"
+        )
+
+
+def read_size(source: Path | bytes, name: str | None = None) -> tuple[int, int]:
+    """(width, height) from the header alone, without decoding pixels; ImageError if unreadable."""
+    label = _label(source, name)
+    with _decoding(label), Image.open(_stream(source)) as image:
+        return image.size
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a corrupt EXIF block says nothing about it, so it is left as is.
+
+    Not ImageOps.exif_transpose: it re-encodes the EXIF block, which fails on damaged tags the
+    decoder itself reads past, and the pixels are all this needs.
     """
-    label = name or ("<upload>" if isinstance(source, bytes) else str(source))
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageError(
-                f"{label}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{max_pixels:,} (possible decompression bomb)"
-            )
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except (*DECODE_ERRORS, TypeError):
         return image
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{label}: not a readable image ({exc})") from exc
-    except FileNotFoundError as exc:
-        raise ImageError(f"{label}: file not found") from exc
-    except OSError as exc:
-        raise ImageError(f"{label}: cannot read image ({exc})") from exc
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
-def to_rgb(image: Image.Image, label: str) -> Image.Image:
-    """Decode pixels and convert any mode (RGBA, L, P, CMYK, 16-bit) to 8-bit RGB."""
-    try:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit greyscale: keep the top 8 bits instead of clipping everything above 255 to white.
-            wide = np.asarray(image, dtype=np.uint32)
-            shift = 8 if wide.max() > 255 else 0
-            image = Image.fromarray((wide >> shift).astype(np.uint8), "L")
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        return image.convert("RGB")
-    except OSError as exc:
-        raise ImageError(f"{label}: truncated or corrupt image ({exc})") from exc
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any mode (RGBA, L, P, CMYK, 16-bit) to 8-bit RGB; transparency becomes white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: keep the top 8 bits instead of clipping everything above 255 to white.
+        wide = np.asarray(image, dtype=np.uint32)
+        shift = 8 if wide.max() > 255 else 0
+        image = Image.fromarray((wide >> shift).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
 
 
 def fit_square(image: Image.Image, size: int, fit: Fit = "squash") -> np.ndarray:
@@ -90,15 +152,19 @@ def load_image(
     name: str | None = None,
     max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
-    """Decode one file (or uploaded bytes) to a (size, size, 3) uint8 array."""
-    label = name or ("<upload>" if isinstance(source, bytes) else str(source))
-    image = open_image(source, label, max_pixels)
-    if image.format == "JPEG":
-        # Decode at the smallest DCT scale that keeps 2x the target on each side, so LANCZOS still
-        # has enough pixels to antialias from.
-        image.draft("RGB", (2 * size, 2 * size))
-    try:
+    """Decode one file (or uploaded bytes) to a (size, size, 3) uint8 array, upright, in RGB.
+
+    Raises ImageError naming the file for an unreadable, truncated or corrupt image, and its
+    subclass ImageTooLargeError, before any pixel is decoded, for one over `max_pixels`.
+    """
+    if fit not in FITS:  # before decoding: inside it, a ValueError reads as a corrupt file
+        raise ValueError(f"unknown fit {fit!r}; choose one of {FITS}")
+    label = _label(source, name)
+    with _decoding(label), Image.open(_stream(source)) as image:
+        check_pixels(*image.size, label, max_pixels)
+        if image.format == "JPEG":
+            # Decode at the smallest DCT scale that keeps 2x the target on each side, so LANCZOS still
+            # has enough pixels to antialias from.
+            image.draft("RGB", (2 * size, 2 * size))
         image.load()
-    except OSError as exc:
-        raise ImageError(f"{label}: truncated or corrupt image ({exc})") from exc
-    return fit_square(to_rgb(image, label), size, fit)
+        return fit_square(_to_rgb(_upright(image)), size, fit)

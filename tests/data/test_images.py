@@ -38,6 +38,13 @@ def test_truncated_jpeg_is_named(ham_folder: Path) -> None:
         read_ham_images(ham_folder, ham_folder / "HAM10000_metadata.csv", 8, "squash")
 
 
+def test_a_damaged_png_in_a_dataset_is_named(class_folders: Path) -> None:
+    short = class_folders / "nv" / "short.png"  # Pillow raises ValueError for it, not OSError
+    short.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x05IHDR\x00\x00\x00\x10\x00")
+    with pytest.raises(ImageError, match=r"short.png: truncated or corrupt image \(Truncated IHDR chunk\)"):
+        read_class_folders(class_folders, 8, "squash")
+
+
 def test_not_an_image_is_named(tmp_path: Path) -> None:
     path = tmp_path / "fake.jpg"
     path.write_text("hello")

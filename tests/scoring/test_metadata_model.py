@@ -108,6 +108,19 @@ def test_round_trip_and_malformed_models(fitted: MetadataModel) -> None:
         MetadataModel.from_dict({"coef": []}, "m.json")
 
 
+def test_an_age_given_as_nan_is_refused_not_read_as_unknown() -> None:
+    for age in (float("nan"), float("inf")):
+        with pytest.raises(DataError, match=f"a.jpg: age {age} is not a number of years from 0 to 120"):
+            metadata_frame([PatientInfo(age=age)], ["a.jpg"])
+
+
+def test_coefficients_must_be_finite(fitted: MetadataModel) -> None:
+    saved = fitted.to_dict()
+    saved["intercept"] = [float("nan"), *saved["intercept"][1:]]
+    with pytest.raises(DataError, match="m.json: metadata model holds a coefficient that is not a finite"):
+        MetadataModel.from_dict(saved, "m.json")
+
+
 def test_data_without_metadata_gives_no_model() -> None:
     labels = np.arange(70) % len(CODES)
     assert fit_metadata_model(empty_meta(70), labels, "hmnist.csv") is None
@@ -136,6 +149,8 @@ def test_patient_table_reads_ham10000_metadata(tmp_path: Path) -> None:
         ("image_id,age\nISIC_1,40\nISIC_1,41\n", "line 3: image_id ISIC_1 appears twice"),
         ("image_id,age\nISIC_1,40\n,41\n", "line 3: empty image_id"),
         ("image_id,age\nISIC_1,old\n", "ISIC_1: age 'old' is not a number of years"),
+        ("image_id,age\nISIC_1,inf\n", "ISIC_1: age inf is not a number of years"),
+        ("image_id,age\nISIC_1,-inf\n", "ISIC_1: age -inf is not a number of years"),
         ("name,age\nISIC_1,40\n", "needs an image_id column and at least one of age, sex, localization"),
     ],
 )

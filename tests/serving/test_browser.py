@@ -179,6 +179,28 @@ def test_patient_fields_stay_hidden_for_a_model_without_metadata(
         assert phone_page.locator("#patient").is_hidden()
 
 
+def test_api_docs_render_without_internet(phone_page, onnx_model: Path) -> None:
+    blocked = []
+
+    def offline(route) -> None:  # as on a machine without internet: only the server itself answers
+        if route.request.url.startswith("http://127.0.0.1:"):
+            route.continue_()
+        else:
+            blocked.append((route.request.resource_type, route.request.url))
+            route.abort()
+
+    phone_page.route("**/*", offline)
+    with serving(Predictor.load(onnx_model)) as url:
+        phone_page.goto(f"{url}/docs")
+        expect(phone_page.locator(".opblock-summary-path").first).to_be_visible(timeout=30_000)
+        assert "/v1/predict" in phone_page.locator("#swagger-ui").inner_text()
+        phone_page.goto(f"{url}/redoc")
+        expect(phone_page.get_by_text("/v1/predict").first).to_be_attached(timeout=30_000)
+    # Scripts and styles all come from the package; ReDoc's own "powered by" logo, an image on its
+    # CDN, is all that is missing offline.
+    assert all(kind == "image" for kind, _ in blocked), blocked
+
+
 @pytest.mark.parametrize("status", ["out_of_distribution", "uncertain", "ok"])
 def test_the_page_says_plainly_when_the_model_refuses_or_is_unsure(
     phone_page, onnx_model: Path, tmp_path: Path, status: str

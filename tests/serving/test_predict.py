@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from fuzz_corpus import damaged_files, valid_files
 from service_helpers import encode, photo, run_without_keras
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
@@ -197,6 +198,26 @@ def test_cli_reports_unreadable_files_and_still_predicts_the_rest(
     assert result.exit_code == 1
     assert f"skipped: {broken}: " in result.stderr
     assert len(json.loads(result.stdout)["predictions"]) == 2
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on EXIF it reads past
+def test_cli_predicts_every_good_file_among_fuzzed_ones(onnx_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = {f"good-{name}": data for name, data in valid_files().items()}
+    files = {**damaged_files(1000), **good}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "folder.jpg").mkdir()  # a folder named like an image is not one
+    args = ["predict", str(onnx_model), str(folder), "--format", "json", "--no-tta", "--batch-size", "50"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    predicted = {Path(p["image"]).name for p in json.loads(result.stdout)["predictions"]}
+    skipped = result.stderr.splitlines()
+    assert all(line.startswith(f"skipped: {folder}/") for line in skipped), skipped[:3]
+    skipped_names = {Path(line.removeprefix("skipped: ").split(": ")[0]).name for line in skipped}
+    assert set(good) <= predicted
+    assert predicted | skipped_names == set(files) and not predicted & skipped_names
 
 
 def test_cli_with_no_images_says_so(onnx_model: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,7 @@ def test_size_count_and_pixel_limits_are_413(predictor: Predictor, jpeg_bytes: b
 
     tiny = encode(photo(8, 8), "PNG")
     many = client.post("/v1/predict", files=files(("1.png", tiny), ("2.png", tiny), ("3.png", tiny)))
-    assert many.status_code == 413 and "3 images in one request; the limit is 2" in many.json()["detail"]
+    assert many.status_code == 413 and "more than 2 images in one request; the limit is 2" in many.text
     wide = client.post("/v1/predict", files=files(("wide.jpg", encode(photo(61, 45), "JPEG", quality=50))))
     assert wide.status_code == 413 and "wide.jpg: 61x45 = 2,745 pixels; the limit is 2,700" in wide.text
 
@@ -231,6 +232,26 @@ def test_page_docs_and_static_files(client: TestClient) -> None:
     assert body["schema"]["properties"]["files"]["items"]["format"] == "binary"
 
 
+def test_probes_answer_head_and_the_page_keeps_its_headers_everywhere(client: TestClient) -> None:
+    for path in ("/", "/healthz", "/readyz"):  # uptime monitors probe with HEAD
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b""
+    for path in ("/", "/static/index.html", "/static/app.js"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-content-type-options"] == "nosniff", path
+
+
+def test_api_docs_load_nothing_from_the_internet(client: TestClient) -> None:
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200 and "://" not in page.text  # no CDN, no web fonts
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', page.text)
+        assert any(asset.endswith(".js") for asset in assets), assets
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+
+
 def test_serve_command_refuses_bad_settings_before_listening(onnx_model: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "skinpamper", "serve", str(onnx_model), "--port", "1"],
@@ -297,6 +318,9 @@ def test_a_run_folder_adds_the_gradcam_overlay(served_run: Path, jpeg_bytes: byt
         assert unknown.json()["detail"].startswith("query class: String should match pattern")
         two = client.post("/v1/explain", files=files(("a.jpg", jpeg_bytes), ("b.jpg", jpeg_bytes)))
         assert two.status_code == 413
+        short = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x05IHDR\x00\x00\x00\x10\x00"  # once a 500
+        damaged = client.post("/v1/explain", files=files(("short.png", short)))
+        assert damaged.status_code == 422 and damaged.json()["detail"].startswith("short.png: truncated")
 
 
 def test_an_onnx_export_has_no_explain_route(client: TestClient, jpeg_bytes: bytes) -> None:

@@ -61,6 +61,10 @@ def test_unknown_key_names_key_and_file(tmp_path, text: str, key: str) -> None:
         ("val_fraction = 0.5\ntest_fraction = 0.5\n", "sum below 1"),
         ("[augment]\nzoom = 1.5\n", "augment.zoom"),
         ("epochs = [\n", "not valid TOML"),
+        # TOML spells nan and inf; a range check alone lets nan through (every comparison is false).
+        ("warmup_epochs = nan\n", "warmup_epochs must be a finite number, got nan"),
+        ("weight_decay = inf\n", "weight_decay must be a finite number"),
+        ("[augment]\nzoom = nan\n", "augment.zoom must be a finite number"),
     ],
 )
 def test_invalid_values_are_config_errors_naming_the_file(tmp_path, text: str, words: str) -> None:

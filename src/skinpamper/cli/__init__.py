@@ -6,8 +6,6 @@ Each job's commands live in their own module and are attached here.
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from skinpamper import __version__
@@ -17,6 +15,7 @@ from skinpamper.cli.data_commands import data, explore, models
 from skinpamper.cli.ensemble_commands import ensemble_command
 from skinpamper.cli.evaluate_commands import evaluate_command
 from skinpamper.cli.predict_commands import export_command, predict_command
+from skinpamper.cli.quiet import quiet_start_up
 from skinpamper.cli.serve_commands import serve_command
 from skinpamper.cli.train_commands import train_command
 
@@ -44,5 +43,5 @@ for command in (
 
 def run() -> None:
     """Entry point that keeps TensorFlow's start-up chatter off the user's terminal."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_start_up()
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -40,6 +41,19 @@ def load_data(path: str, size: int | None, fmt: str, fit: str):
 
     with progress_bar(f"decoding {Path(path).name}") as update:
         return load_dataset(path, size=size, fmt=fmt, fit=fit, progress=update)
+
+
+class FiniteFloat(click.FloatRange):
+    """A number option that refuses nan and inf: click's FloatRange lets nan through every bound (a
+    comparison with nan is never true), and `--age nan` was then silently ignored."""
+
+    name = "number"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def data_options(command: Callable) -> Callable:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from skinpamper.cli.common import Group, data_options, load_data, progress_bar
+from skinpamper.cli.common import FiniteFloat, Group, data_options, load_data, progress_bar
 
 
 @click.group(cls=Group)
@@ -30,8 +30,8 @@ def data_info(path: str, image_size: int | None, fmt: str, fit: str) -> None:
 @data.command("check")
 @click.argument("path", type=click.Path())
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split to check.")
-@click.option("--val", type=float, default=0.1, show_default=True, help="Validation fraction.")
-@click.option("--test", type=float, default=0.2, show_default=True, help="Test fraction.")
+@click.option("--val", type=FiniteFloat(), default=0.1, show_default=True, help="Validation fraction.")
+@click.option("--test", type=FiniteFloat(), default=0.2, show_default=True, help="Test fraction.")
 @data_options
 def data_check(
     path: str, seed: int, val: float, test: float, image_size: int | None, fmt: str, fit: str

@@ -25,8 +25,9 @@ def ensemble_command(runs: tuple[str, ...], out: str, data: str | None) -> None:
     """
     from skinpamper.training.ensemble import make_ensemble, open_members
 
-    config = open_members(runs)[0].config()  # refuses mismatched runs before the data is loaded
-    path = data or config.data_path
+    first = open_members(runs)[0]  # refuses mismatched runs before the data is loaded
+    config = first.config()
+    path = data or first.data_path()
     if path is None:
         raise click.UsageError(f"{runs[0]} does not record its dataset; give --data")
     dataset = load_data(path, config.image_size, config.data_format, config.fit)

@@ -39,7 +39,7 @@ from skinpamper.data.load import FORMATS
     "--out",
     type=click.Path(file_okay=False),
     required=True,
-    help="Folder for metrics.json, predictions.csv, report.html and summary.md.",
+    help="Folder for metrics.json, predictions.csv, report.html and summary.md (not a run folder).",
 )
 def evaluate_command(
     run_dir: str, data: str | None, part: str, fmt: str, tta: bool, bootstrap: int, out: str
@@ -55,12 +55,14 @@ def evaluate_command(
       skinpamper evaluate runs/seed --data ~/external/ --out eval/external
     """
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.evaluation.evaluate import evaluate, write_evaluation
+    from skinpamper.evaluation.evaluate import EVALUATION_FILES, evaluate, write_evaluation
     from skinpamper.reports.evaluation_report import write_evaluation_report
-    from skinpamper.training.run import Run
+    from skinpamper.training.run import Run, refuse_run_folder
 
-    config = Run.open(run_dir).config()
-    source = data or config.data_path
+    refuse_run_folder(out, EVALUATION_FILES)  # before the work, not after it
+    run = Run.open(run_dir)
+    config = run.config()
+    source = data or run.data_path()
     dataset = load_data(source, config.image_size, fmt if data else config.data_format, config.fit)
     evaluation = evaluate(run_dir, dataset, part, external=bool(data), tta=tta, n_boot=bootstrap)
     folder = write_evaluation(evaluation, out)

@@ -10,6 +10,7 @@ import click
 
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
+from skinpamper.cli.common import FiniteFloat
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,7 +43,7 @@ OUTPUT_FORMATS = ("table", "json", "csv")
     "--tta/--no-tta", default=True, show_default=True, help="Average the 8 flips/rotations of each image."
 )
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images per batch.")
-@click.option("--age", type=click.FloatRange(0, 120), help="Patient's age in years (applies to every image).")
+@click.option("--age", type=FiniteFloat(0, 120), help="Patient's age in years (applies to every image).")
 @click.option("--sex", help="Patient's sex, e.g. female or male (applies to every image).")
 @click.option("--site", help="Body site as the training data names it, e.g. back, face (every image).")
 @click.option(

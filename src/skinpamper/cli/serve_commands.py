@@ -14,8 +14,8 @@ def serve_command(model_path: str, host: str, port: int) -> None:
 
     An .onnx export needs only `pip install 'skinpamper[serve]'` (no Keras); a run folder needs
     Keras too and adds the Grad-CAM overlay. Limits come from SKINPAMPER_SERVE_* variables
-    (MAX_UPLOAD_BYTES, MAX_FILES, MAX_PIXELS, MAX_INFERENCES, ONNX_THREADS, TTA, CORS_ORIGINS) and are
-    checked before the port is opened.
+    (MAX_UPLOAD_BYTES, MAX_FILES, MAX_PIXELS, MAX_REQUEST_PIXELS, MAX_INFERENCES, ONNX_THREADS, TTA,
+    CORS_ORIGINS) and are checked before the port is opened. --port 0 takes a free port.
 
     \b
     Examples:
@@ -25,20 +25,19 @@ def serve_command(model_path: str, host: str, port: int) -> None:
     from skinpamper.errors import ConfigError
 
     try:
-        import uvicorn
-
         from skinpamper.serving.service.app import create_app
+        from skinpamper.serving.service.server import listen, serve
         from skinpamper.serving.service.settings import load_settings
     except ImportError as exc:
         raise ConfigError(f"serve needs {exc.name}: pip install 'skinpamper[serve]'") from None
     from skinpamper.serving.predict import Predictor
 
     settings = load_settings()
+    sock = listen(host, port)  # a port in use fails now, not after the model has loaded
     predictor = Predictor.load(
         model_path, tta=settings.tta, max_pixels=settings.max_pixels, threads=settings.onnx_threads
     )
     app = create_app(predictor, settings)
-    click.echo(f"serving {predictor.card.model_id} ({predictor.backend}) at http://{host}:{port}/", err=True)
-    # One process: the limiter bounds inferences across all connections, and onnxruntime releases the
-    # GIL while it computes. Access logging is off: one line per request costs more than a prediction.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    bound = sock.getsockname()[1]
+    click.echo(f"serving {predictor.card.model_id} ({predictor.backend}) at http://{host}:{bound}/", err=True)
+    serve(app, sock)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from skinpamper.cli.common import load_data, resolve_data
+from skinpamper.cli.common import FiniteFloat, load_data, resolve_data
 from skinpamper.data.load import FORMATS
 from skinpamper.imaging import FITS
 from skinpamper.training.config import IMBALANCE, MEMBERS
@@ -48,15 +48,21 @@ def echo_run_summary(run_dir: Path) -> None:
 
 
 @click.command("train")
-@click.option("--data", type=click.Path(), help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST].")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST; with --resume, the run's own].",
+)
 @click.option("--model", help="Registered model name (see `skinpamper models`) [default: compact_cnn].")
 @click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
 @click.option(
-    "--width", type=float, help="Channel multiplier, for models that take one (compact_cnn) [default: 1.0]."
+    "--width",
+    type=FiniteFloat(),
+    help="Channel multiplier, for models that take one (compact_cnn) [default: 1.0].",
 )
 @click.option("--epochs", type=click.IntRange(1), help="Epochs [default: 25].")
 @click.option("--batch-size", type=click.IntRange(1), help="Batch size [default: 64].")
-@click.option("--learning-rate", type=float, help="Adam learning rate [default: 1e-3].")
+@click.option("--learning-rate", type=FiniteFloat(), help="Adam learning rate [default: 1e-3].")
 @click.option(
     "--imbalance",
     type=click.Choice(IMBALANCE),
@@ -124,6 +130,7 @@ def train_command(
       skinpamper train --resume runs/exp1
     """
     from skinpamper.data.splits import split_dataset
+    from skinpamper.models import check_image_size
     from skinpamper.progress import TqdmProgress
     from skinpamper.training.config import TrainConfig, load_config
     from skinpamper.training.ensemble import train_ensemble
@@ -131,8 +138,9 @@ def train_command(
     from skinpamper.training.train import resume, train
 
     if resume_dir:
-        config = Run.open(resume_dir).config()
-        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
+        run = Run.open(resume_dir)
+        config = run.config()
+        dataset = load_data(data or run.data_path(), config.image_size, config.data_format, config.fit)
         run_dir = resume(resume_dir, dataset, callbacks=[TqdmProgress()])
     else:
         config = load_config(config_file) if config_file else TrainConfig()
@@ -143,6 +151,7 @@ def train_command(
         )
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        check_image_size(config.model, config.image_size, config.width)  # before the data is loaded
         dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
         split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.effective_split_seed)
         if split.note:

@@ -43,19 +43,23 @@ class Split:
         path.write_text(json.dumps({"grouped": self.grouped, "note": self.note, **self.to_ids(dataset)}))
 
     @classmethod
-    def load(cls, path: Path, dataset: Dataset) -> Split:
-        """Re-create a saved split on `dataset`; refuses ids the dataset does not hold."""
-        saved = json.loads(path.read_text())
+    def from_ids(cls, saved: dict, dataset: Dataset, source: str) -> Split:
+        """Re-create a saved split (`save`'s JSON, parsed) on `dataset`; refuses ids the dataset lacks."""
         position = {image_id: i for i, image_id in enumerate(dataset.meta["image_id"].astype(str))}
         parts = {}
         for name in SPLIT_NAMES:
-            missing = [i for i in saved[name] if i not in position]
+            ids = saved.get(name)
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise DataError(f"{source}: damaged split: no list of {name} image ids")
+            missing = [i for i in ids if i not in position]
             if missing:
                 raise DataError(
-                    f"{path}: {len(missing)} {name} image ids (e.g. {missing[0]}) are not in the dataset"
+                    f"{source}: {len(missing)} {name} image ids (e.g. {missing[0]}) are not in the dataset"
                 )
-            parts[name] = np.array([position[i] for i in saved[name]], dtype=np.int64)
-        return cls(**parts, grouped=saved["grouped"], note=saved.get("note", ""))
+            parts[name] = np.array([position[i] for i in ids], dtype=np.int64)
+        if not isinstance(saved.get("grouped"), bool):
+            raise DataError(f"{source}: damaged split: 'grouped' is not true or false")
+        return cls(**parts, grouped=saved["grouped"], note=str(saved.get("note", "")))
 
 
 def _groups(dataset: Dataset) -> np.ndarray:

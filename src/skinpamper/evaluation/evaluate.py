@@ -35,9 +35,11 @@ from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.metadata_model import fuse
 from skinpamper.scoring.subgroups import subgroup_report
 from skinpamper.scoring.tta import predict_tta
-from skinpamper.training.run import Run
+from skinpamper.training.run import Run, refuse_run_folder
 from skinpamper.training.train import predict_probs
 from skinpamper.training.trust import probabilities_and_features
+
+EVALUATION_FILES = "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
     """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
     out = Path(out_dir)
+    refuse_run_folder(out, EVALUATION_FILES)
     out.mkdir(parents=True, exist_ok=True)
     summary = evaluation_summary(evaluation)
     buffer = io.StringIO()

@@ -1,6 +1,7 @@
 """Model registry and architectures. Importing this imports Keras; the data layer never does."""
 
 from skinpamper.models.registry import (
+    check_image_size,
     check_width,
     create_model,
     get_model_info,
@@ -8,4 +9,11 @@ from skinpamper.models.registry import (
     register_model,
 )
 
-__all__ = ["check_width", "create_model", "get_model_info", "list_models", "register_model"]
+__all__ = [
+    "check_image_size",
+    "check_width",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+]

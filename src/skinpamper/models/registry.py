@@ -11,11 +11,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib import import_module
 
 from skinpamper.errors import ConfigError
 from skinpamper.models.colour import with_colour_constancy  # also registers its layer for loading
 
+MAX_IMAGE_SIZE = 1024  # px, as the CLI's --image-size allows
 _BUILTIN_MODULES = (
     "skinpamper.models.seed",
     "skinpamper.models.compact",
@@ -103,3 +105,33 @@ def create_model(
         kwargs["width"] = width
     model = info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
     return with_colour_constancy(model) if colour_constancy else model
+
+
+def _builds(name: str, image_size: int, width: float) -> bool:
+    import keras
+
+    try:
+        with keras.device("cpu"):
+            create_model(name, image_size=image_size, pretrained=False, width=width)
+    except ValueError:  # a pooling or convolution that would shrink the map below one pixel
+        return False
+    return True
+
+
+@cache
+def check_image_size(name: str, image_size: int, width: float = 1.0) -> None:
+    """ConfigError unless model `name` takes `image_size` px images, naming the smallest size it takes.
+
+    The model is built once on the CPU, without pretrained weights: the layers themselves are the
+    only complete record of how far each architecture shrinks its input. Callers seed their random
+    generators after this, so the build does not change the weights a run starts from.
+    """
+    if _builds(name, image_size, width):
+        return
+    larger = range(image_size + 1, MAX_IMAGE_SIZE + 1)
+    smallest = next((size for size in larger if _builds(name, size, width)), None)
+    hint = f"; the smallest it takes is {smallest} px" if smallest else ""
+    raise ConfigError(
+        f"model {name!r} cannot take {image_size} px images: its layers would shrink them below one pixel"
+        + hint
+    )

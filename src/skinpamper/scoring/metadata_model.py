@@ -15,6 +15,7 @@ export, and applying it needs NumPy only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ def metadata_frame(infos: list[PatientInfo | None], names: list[str] | None = No
     """The Dataset.meta columns age, sex and localization from per-image PatientInfo, indexed by
     `names` (image ids or files) so that an error names the image."""
     rows = [info or PatientInfo() for info in infos]
+    for i, row in enumerate(rows):
+        # A given nan would read as "not recorded" below, and the user's input be silently ignored.
+        if row.age is not None and not math.isfinite(row.age):
+            where = names[i] if names is not None else f"row {i + 1}"
+            raise DataError(f"{where}: age {row.age} is not a number of years from 0 to {MAX_AGE}")
     return pd.DataFrame(
         {
             "age": [np.nan if r.age is None else r.age for r in rows],
@@ -228,6 +234,8 @@ class MetadataModel:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: malformed metadata model ({exc})") from None
+        if not np.isfinite([*np.ravel(model.coef), *model.intercept]).all():
+            raise DataError(f"{source}: metadata model holds a coefficient that is not a finite number")
         width = 2 + AGE_BANDS + len(model.sexes) + len(model.sites)
         rows = {len(row) for row in model.coef}
         if len(model.coef) != NUM_CLASSES or rows != {width} or len(model.intercept) != NUM_CLASSES:

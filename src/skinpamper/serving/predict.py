@@ -307,7 +307,10 @@ def find_images(paths: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+            # is_file: a folder named x.jpg is a folder, not an image.
+            found.extend(
+                sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            )
         else:
             found.append(entry)
     return found
@@ -324,7 +327,7 @@ def file_digest(path: Path) -> str:
 
 def run_card(run: Run) -> ModelCard:
     """The card of a run's best model, from its config, calibration and test metrics."""
-    from skinpamper.training.run import BEST_MODEL, METRICS
+    from skinpamper.training.run import METRICS
 
     config = run.config()
     recorded = run.metrics() if run.file(METRICS).exists() else {}
@@ -335,7 +338,7 @@ def run_card(run: Run) -> ModelCard:
         summary["with_metadata"] = {key: fused[key] for key in _SUMMARY_KEYS if key in fused}
     metadata = run.metadata_model()
     abstention = run.abstention()
-    model_id = f"{config.model}-{file_digest(run.file(BEST_MODEL))}"
+    model_id = f"{config.model}-{file_digest(run.model_file())}"
     return ModelCard(
         model_id=model_id,
         architecture=config.model,

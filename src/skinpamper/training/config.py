@@ -69,6 +69,7 @@ class TrainConfig:
     """Everything `train` needs besides the data itself."""
 
     data_path: str | None = None  # where the dataset was read from; recorded so a run can be resumed
+    data_path_given: str | None = None  # data_path as typed (maybe relative); config.json's is absolute
     data_format: str = "auto"  # detect the HAM10000 form from the path (see skinpamper.data.load)
     # Measured (benchmarks/accuracy.py, 28 px, same training, 3 seeds): test balanced accuracy 0.640 ± 0.026
     # against 0.605 ± 0.025 for the original's CNN ("seed"), better on every split, at 40% of its FLOPs.
@@ -187,8 +188,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-_OPTIONAL = {"data_path": str, "split_seed": int}  # fields that default to None, and their type
+_KINDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+_OPTIONAL = {"data_path": str, "data_path_given": str, "split_seed": int}  # default None; their type
 
 
 def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
@@ -197,8 +198,8 @@ def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
     if default is None:  # optional fields: their type or nothing
         expected = _OPTIONAL[name.split(".")[-1]]
         ok = value is None or (isinstance(value, expected) and not isinstance(value, bool))
-    elif expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif expected is float:  # TOML and JSON both spell nan and inf: refused, never silently compared
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     elif expected is int:
         ok = isinstance(value, int) and not isinstance(value, bool)

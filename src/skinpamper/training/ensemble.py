@@ -12,7 +12,6 @@ and serve read it like any other. `train_ensemble` trains the members and averag
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.training.config import TrainConfig
-from skinpamper.training.run import BEST_MODEL, CONFIG, MEMBERS, SPLIT, Run, RunState
+from skinpamper.training.run import BEST_MODEL, CONFIG, MEMBERS, Run, RunState
 from skinpamper.training.train import resume, train, write_metadata_model, write_scores
 
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
@@ -51,9 +50,9 @@ def open_members(run_dirs: Sequence[str | Path]) -> list[Run]:
     for run in runs:
         if not run.state().finished:
             raise ConfigError(f"{run.path}: training has not finished; resume it first")
-    reference = json.loads(first.file(SPLIT).read_text(encoding="utf-8"))
+    reference = first.split_ids()
     for run in runs[1:]:
-        if json.loads(run.file(SPLIT).read_text(encoding="utf-8")) != reference:
+        if run.split_ids() != reference:
             raise ConfigError(
                 f"{run.path}: its split differs from {first.path}'s; members must share one split "
                 f"(train them with the same --split-seed), or a member has seen the ensemble's test images"

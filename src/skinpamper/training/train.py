@@ -24,7 +24,7 @@ from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
-from skinpamper.models import check_width, create_model
+from skinpamper.models import check_image_size, check_width, create_model
 from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
@@ -143,6 +143,7 @@ class EpochRecorder(keras.callbacks.Callback):
 def _check_inputs(dataset: Dataset, split: Split, config: TrainConfig) -> None:
     """Refuse bad settings before a run folder is made, so a typo leaves nothing behind."""
     check_width(config.model, config.width)
+    check_image_size(config.model, config.image_size, config.width)
     side = config.image_size
     if dataset.image_size != (side, side):
         raise ConfigError(

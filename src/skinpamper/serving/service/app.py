@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -32,7 +33,7 @@ from skinpamper.scoring.metadata_model import MAX_AGE, PatientInfo
 from skinpamper.serving.predict import Prediction, Predictor
 from skinpamper.serving.service.schemas import ErrorBody, ModelInfo, PredictResponse, Status
 from skinpamper.serving.service.settings import ServeSettings, load_settings
-from skinpamper.serving.service.uploads import FIELD, Upload, check_image, read_uploads
+from skinpamper.serving.service.uploads import FIELD, Upload, check_images, read_uploads
 
 CLASS_PATTERN = f"^({'|'.join(CODES)})$"
 OVERLAY_SIZE = 224  # px: the Grad-CAM overlay is drawn at the model's input and enlarged to be seen
@@ -44,7 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": why}
     for code, why in (
         (400, "malformed multipart body"),
-        (413, "request, image count or image pixels over the limit"),
+        (413, "request bytes, image count, or pixels of an image or of the request over the limit"),
         (415, "not multipart, or a part that is not a JPEG or PNG"),
         (422, "no image sent, or an image that cannot be decoded"),
     )
@@ -63,6 +64,15 @@ def _multipart_body(many: bool) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
+class PageFiles(StaticFiles):
+    """The page's own files, with the page's security headers: /static/index.html is the page too."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(PAGE_HEADERS)
+        return response
+
+
 def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> FastAPI:
     """The service for one loaded model; settings default to the SKINPAMPER_SERVE_* environment."""
     settings = settings or load_settings()
@@ -77,14 +87,18 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         app.state.ready = True
         yield
 
-    app = FastAPI(title="Skin Pamper", version=__version__, description=NOT_A_DIAGNOSIS, lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the installed package, so
+    # they render on a machine without internet access (FastAPI's own pages load them from a CDN).
+    app = FastAPIOffline(
+        title="Skin Pamper", version=__version__, description=NOT_A_DIAGNOSIS, lifespan=lifespan
+    )
     app.state.ready = False
     app.add_exception_handler(RequestValidationError, _validation_error)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"]
         )
-    app.mount("/static", StaticFiles(packages=[("skinpamper.serving.service", "static")]), name="static")
+    app.mount("/static", PageFiles(packages=[("skinpamper.serving.service", "static")]), name="static")
     limiter = anyio.CapacityLimiter(settings.max_inferences)
     _add_probe_routes(app, predictor, gradcam)
     _add_predict_route(app, predictor, settings, limiter)
@@ -116,16 +130,19 @@ def _warm_up(predictor: Predictor, gradcam: bool) -> None:
 def _add_probe_routes(app: FastAPI, predictor: Predictor, gradcam: bool) -> None:
     page = files("skinpamper.serving.service").joinpath("static/index.html").read_text(encoding="utf-8")
 
-    @app.get("/", include_in_schema=False)
+    # HEAD too: uptime monitors and load balancers probe with it.
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
     @app.get("/healthz", response_model=Status)
+    @app.head("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
     @app.get("/readyz", response_model=Status, responses={503: {"model": Status}})
+    @app.head("/readyz", include_in_schema=False)
     def readyz() -> Any:
         """The model is loaded and warmed up: send traffic."""
         if app.state.ready:
@@ -170,7 +187,9 @@ def _add_predict_route(
     )
     async def predict(
         request: Request,
-        age: Annotated[float | None, Query(ge=0, le=MAX_AGE, description="patient's age, years")] = None,
+        age: Annotated[
+            float | None, Query(ge=0, le=MAX_AGE, allow_inf_nan=False, description="patient's age, years")
+        ] = None,
         sex: Annotated[str | None, Query(max_length=40, description="e.g. female, male")] = None,
         site: Annotated[str | None, Query(max_length=40, description="body site, e.g. back, face")] = None,
     ) -> Response:
@@ -185,8 +204,9 @@ def _add_predict_route(
         except SkinPamperError as exc:
             raise HTTPException(422, str(exc)) from None
         uploads = await read_uploads(request, settings.max_upload_bytes, settings.max_files)
-        for upload in uploads:
-            check_image(upload, settings.max_pixels)
+        await anyio.to_thread.run_sync(
+            check_images, uploads, settings.max_pixels, settings.max_request_pixels
+        )
         patients = [patient] * len(uploads) if patient != PatientInfo() else []
         predictions, timing = await anyio.to_thread.run_sync(
             _predict, predictor, uploads, patients, limiter=limiter
@@ -234,7 +254,9 @@ def _add_explain_route(
     ) -> Response:
         """Grad-CAM overlay of one image for `class` (default: the top class), on what the model saw."""
         uploads = await read_uploads(request, settings.max_upload_bytes, 1)
-        check_image(uploads[0], settings.max_pixels)
+        await anyio.to_thread.run_sync(
+            check_images, uploads, settings.max_pixels, settings.max_request_pixels
+        )
         index = None if class_code is None else CODES.index(class_code)
         png = await anyio.to_thread.run_sync(_overlay_png, predictor, uploads[0], index, limiter=limiter)
         return Response(png, media_type="image/png")

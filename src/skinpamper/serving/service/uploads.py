@@ -1,22 +1,29 @@
 """Read multipart image uploads into memory, enforcing size, count, type and pixel limits.
 
 Starlette's own form parser spools files over 1 MB to a temporary file; patient photos must never
-touch the server's disk, so the body is read here with a byte limit and parsed in memory. Types are
-judged from the bytes (JPEG and PNG signatures), never from the file name or the declared type.
+touch the server's disk, so the body is parsed here, in memory, as it streams in: each chunk goes to
+python-multipart's parser as it arrives, and the request is refused the moment a byte or part limit
+is crossed, so a body of 200,000 tiny parts costs no more than its first few dozen. Types are judged
+from the bytes (JPEG and PNG signatures), never from the file name or the declared type, and image
+sizes from their headers, in a worker thread, before anything is decoded.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
-from PIL import Image, UnidentifiedImageError
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
+
+from skinpamper.errors import ImageError, ImageTooLargeError
+from skinpamper.imaging import read_size
 
 FIELD = "files"
 SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+# Parts of other fields (a form's submit button, say) are skipped, but each costs parsing: a few only.
+MAX_OTHER_PARTS = 8
 
 
 @dataclass(frozen=True)
@@ -25,89 +32,118 @@ class Upload:
     data: bytes
 
 
+@dataclass
+class _Collector:
+    """python-multipart callbacks that keep the parts of field `files` and count every part."""
+
+    max_files: int
+    uploads: list[Upload] = field(default_factory=list)
+    others: int = 0
+    headers: dict[str, bytes] = field(default_factory=dict)
+    header: list[bytes] = field(default_factory=lambda: [b"", b""])
+    data: list[bytes] | None = None  # the current part's data when it belongs to `files`
+    filename: str = ""
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _header_field(self, buffer: bytes, start: int, end: int) -> None:
+        self.header[0] += buffer[start:end]
+
+    def _header_value(self, buffer: bytes, start: int, end: int) -> None:
+        self.header[1] += buffer[start:end]
+
+    def _header_end(self) -> None:
+        self.headers[self.header[0].decode("latin-1").lower()] = self.header[1]
+        self.header[:] = [b"", b""]
+
+    def _headers_finished(self) -> None:
+        """Count the part as soon as its headers say which field it is, before its data is read."""
+        _, options = parse_options_header(self.headers.get("content-disposition", b""))
+        self.headers.clear()
+        if options.get(b"name") != FIELD.encode():
+            self.others += 1
+            if self.others > MAX_OTHER_PARTS:
+                raise HTTPException(413, f"more than {MAX_OTHER_PARTS} form fields other than {FIELD!r}")
+            return
+        if len(self.uploads) >= self.max_files:
+            raise HTTPException(
+                413, f"more than {self.max_files} images in one request; the limit is {self.max_files}"
+            )
+        name = options.get(b"filename", b"").decode("utf-8", "replace")
+        self.filename = name or f"image {len(self.uploads) + 1}"
+        self.data = []
+
+    def _part_data(self, buffer: bytes, start: int, end: int) -> None:
+        if self.data is not None:
+            self.data.append(buffer[start:end])
+
+    def _part_end(self) -> None:
+        if self.data is not None:
+            self.uploads.append(Upload(self.filename, b"".join(self.data)))
+        self.data = None
+
+
 async def read_uploads(request: Request, max_bytes: int, max_files: int) -> list[Upload]:
     """The parts of field `files`; 413 over max_bytes or max_files, 415 if not multipart, 400 if malformed."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise HTTPException(415, f"send multipart/form-data with one or more images in field {FIELD!r}")
-    body = await _read_body(request, max_bytes)
-    uploads = _parse_multipart(body, boundary)
-    if not uploads:
-        raise HTTPException(422, f"no image in field {FIELD!r}")
-    if len(uploads) > max_files:
-        raise HTTPException(413, f"{len(uploads)} images in one request; the limit is {max_files}")
-    return uploads
-
-
-def check_image(upload: Upload, max_pixels: int) -> None:
-    """415 unless the bytes are a JPEG or PNG; 413 over max_pixels, read from the header alone."""
-    if not any(upload.data.startswith(signature) for signature in SIGNATURES):
-        raise HTTPException(415, f"{upload.filename}: not a JPEG or PNG image (judged by its content)")
-    try:
-        width, height = Image.open(io.BytesIO(upload.data)).size
-    except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above any sane max_pixels
-        raise HTTPException(413, f"{upload.filename}: {exc}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise HTTPException(422, f"{upload.filename}: unreadable image header ({exc})") from None
-    if width * height > max_pixels:
-        raise HTTPException(
-            413,
-            f"{upload.filename}: {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
-        )
-
-
-async def _read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, f"request of {int(declared):,} bytes; the limit is {max_bytes:,}")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > max_bytes:  # a client may send more than it declared, or no length at all
-            raise HTTPException(413, f"request over {max_bytes:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_multipart(body: bytes, boundary: bytes) -> list[Upload]:
-    uploads: list[Upload] = []
-    part: dict[str, bytes] = {}
-    header: list[bytes] = [b"", b""]
-    data: list[bytes] = []
-
-    def on_header_field(buffer: bytes, start: int, end: int) -> None:
-        header[0] += buffer[start:end]
-
-    def on_header_value(buffer: bytes, start: int, end: int) -> None:
-        header[1] += buffer[start:end]
-
-    def on_header_end() -> None:
-        part[header[0].decode("latin-1").lower()] = header[1]
-        header[:] = [b"", b""]
-
-    def on_part_data(buffer: bytes, start: int, end: int) -> None:
-        data.append(buffer[start:end])
-
-    def on_part_end() -> None:
-        _, options = parse_options_header(part.get("content-disposition", b""))
-        if options.get(b"name") == FIELD.encode():
-            name = options.get(b"filename", b"").decode("utf-8", "replace") or f"image {len(uploads) + 1}"
-            uploads.append(Upload(name, b"".join(data)))
-        part.clear()
-        data.clear()
-
-    callbacks = {
-        "on_header_field": on_header_field,
-        "on_header_value": on_header_value,
-        "on_header_end": on_header_end,
-        "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    }
+    collector = _Collector(max_files)
+    total = 0
     try:
-        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-        parser.write(body)
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > max_bytes:  # a client may send more than it declared, or no length at all
+                raise HTTPException(413, f"request over {max_bytes:,} bytes")
+            parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # a malformed body, or a boundary longer than python-multipart takes
         raise HTTPException(400, f"malformed multipart body ({exc})") from None
-    return uploads
+    except ClientDisconnect:  # nobody is left to read an answer; end the request without a traceback
+        raise HTTPException(400, "the client disconnected before the body was complete") from None
+    if not collector.uploads:
+        raise HTTPException(422, f"no image in field {FIELD!r}")
+    return collector.uploads
+
+
+def check_images(uploads: list[Upload], max_pixels: int, max_request_pixels: int) -> None:
+    """415 unless every upload is a JPEG or PNG; 413 over the pixel limits; 422 for an unreadable header.
+
+    Sizes come from the headers alone. Run it in a worker thread: a PNG's header can hold many
+    thousands of chunks, and Pillow walks them in Python.
+    """
+    total = 0
+    for upload in uploads:
+        if not any(upload.data.startswith(signature) for signature in SIGNATURES):
+            raise HTTPException(415, f"{upload.filename}: not a JPEG or PNG image (judged by its content)")
+        try:
+            width, height = read_size(upload.data, upload.filename)
+        except ImageTooLargeError as exc:  # over Pillow's own bomb limit, far above any sane max_pixels
+            raise HTTPException(413, str(exc)) from None
+        except ImageError as exc:
+            raise HTTPException(422, str(exc)) from None
+        pixels = width * height
+        if pixels > max_pixels:
+            raise HTTPException(
+                413, f"{upload.filename}: {width}x{height} = {pixels:,} pixels; the limit is {max_pixels:,}"
+            )
+        total += pixels
+    if total > max_request_pixels:
+        raise HTTPException(
+            413,
+            f"{len(uploads)} images of {total:,} pixels in all; the limit per request is "
+            f"{max_request_pixels:,} (send fewer or smaller images per request)",
+        )
