@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from matplotlib.figure import Figure
 
 import skinpamper
 from skinpamper.classes import CODES
+from skinpamper.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,16 @@ def test_figures_come_from_the_evaluation(result) -> None:
         matrix = result.plot_confusion_matrix(normalise=False, tta=tta).axes[0]
         assert [int(t.get_text()) for t in matrix.texts] == np.ravel(metrics["confusion_matrix"]).tolist()
     assert isinstance(result.plot_gradcam(), Figure)
+
+
+def test_the_dataset_trained_on_is_scored_on_its_test_split(trained_run: Path, result) -> None:
+    dataset = skinpamper.load_dataset(trained_run.parent / "ham", image_size=28, progress=False)
+    again = skinpamper.evaluate(trained_run, dataset, tta=False, bootstrap=0, explain=False)
+    assert again.evaluation.part == "test" and again.evaluation.image_ids == result.evaluation.image_ids
+    trained_on = json.loads((trained_run / "split.json").read_text())["train"][:5]
+    train_only = dataset.subset(np.flatnonzero(dataset.meta["image_id"].isin(trained_on)))
+    with pytest.raises(ConfigError, match="of the run's training images but not its whole split"):
+        skinpamper.evaluate(trained_run, train_only, bootstrap=0)
 
 
 def test_evaluate_scores_every_image_of_another_set(trained_run: Path, labelled_folder: Path) -> None:

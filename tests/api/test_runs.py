@@ -34,7 +34,7 @@ def test_train_writes_a_run_with_its_report_and_model_card(notebook_run) -> None
         assert (run.path / name).is_file(), name
     assert run.report == run.path / "report.html" and run.model_card.read_text().startswith("#")
     # The image size comes from the dataset, and the data path lets `skinpamper train --resume` reload it.
-    assert (run.config["image_size"], run.config["data_path"]) == (28, dataset.source)
+    assert (run.config["image_size"], run.config["data_path"]) == (28, str(Path(dataset.source).resolve()))
     assert run.config["epochs"] == 1 and list(run.history["epoch"]) == [1]
     assert "test balanced accuracy" in repr(run)
 

@@ -14,7 +14,9 @@ from skinpamper.api.runs import TrainedRun
 from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.load import load_dataset
+from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_per_class_recall
+from skinpamper.reports.run_files import read_json
 
 if TYPE_CHECKING:
     from skinpamper.evaluation.evaluate import Evaluation
@@ -86,6 +88,24 @@ class EvaluationResult:
         return plot_gradcam_grid(images, maps, evaluation.y_true[rows], evaluation.probs[rows])
 
 
+def holds_the_runs_split(run_dir: Path, dataset: Dataset) -> bool:
+    """True when `dataset` is the run's own data (it holds every image of the run's split), False when
+    it is another set; refused when it holds some of the run's training images but not the split,
+    since its figures would count images the model learnt from."""
+    saved = read_json(run_dir / "split.json") or {}
+    parts = {name: set(saved.get(name, ())) for name in ("train", "val", "test")}
+    ids = set(dataset.meta["image_id"].astype(str))
+    if set().union(*parts.values()) <= ids:
+        return True
+    seen = ids & parts["train"]
+    if seen:
+        raise ConfigError(
+            f"{dataset.source}: holds {len(seen):,} of the run's training images but not its whole split; "
+            "give the run's own data (its test split is scored) or a set of other images"
+        )
+    return False
+
+
 def evaluate(
     run: TrainedRun | str | Path,
     data: Dataset | str | Path | None = None,
@@ -98,12 +118,14 @@ def evaluate(
     explain: bool = True,
     progress: bool = True,
 ) -> EvaluationResult:
-    """Score a run on `split` of its own data, or on all of `data` (an external labelled set), as
+    """Score a run on `split` of its own data, or on all of another labelled set, as
     `skinpamper evaluate` does.
 
-    Without `data` the run's own dataset is read again (from the cache) at its size and fit; `data`
-    is another set, a path (read in `format`) or a loaded `Dataset`, and every image of it is scored:
-    never the run's own training data. `tta` adds the mean over the 8 flips and rotations;
+    Without `data`, the run's own data is read again (from the cache) at its size and fit. `data` is
+    a path (read in `format`) or a loaded `Dataset`: when it holds the run's whole split (the dataset
+    the run was trained on), its `split` part is scored; otherwise it is another set (an external
+    test set) and every image is scored, unless it holds some of the run's training images, which is
+    refused. `tta` adds the mean over the 8 flips and rotations;
     `bootstrap` resamples (by lesion where ids exist) give the 95% intervals; `explain` computes
     Grad-CAM maps. With `out`, metrics.json, predictions.csv, report.html, summary.md and
     model_card.md are written there.
@@ -113,7 +135,8 @@ def evaluate(
         result = skinpamper.evaluate(run, out="eval/notebook")
         result.plot_confusion_matrix()
         result.plot_per_class_recall()
-        external = skinpamper.evaluate(run, "~/external/", bootstrap=200)
+        skinpamper.evaluate(run, dataset)  # the dataset trained on: its test split, no reload
+        external = skinpamper.evaluate(run, "~/external/", bootstrap=200)  # every image
         ```
     """
     from skinpamper.evaluation.evaluate import evaluate as score
@@ -128,9 +151,8 @@ def evaluate(
         source, fmt = (config.data_path, config.data_format) if data is None else (data, format)
         with decoding_bar(source, progress) as update:
             dataset = load_dataset(source, config.image_size, fmt, config.fit, progress=update)
-    evaluation = score(
-        path, dataset, split, external=data is not None, tta=tta, n_boot=bootstrap, explain=explain
-    )
+    external = data is not None and not holds_the_runs_split(path, dataset)
+    evaluation = score(path, dataset, split, external=external, tta=tta, n_boot=bootstrap, explain=explain)
     if out is None:
         return EvaluationResult(evaluation)
     folder = write_evaluation(evaluation, out)

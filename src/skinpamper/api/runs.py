@@ -147,7 +147,8 @@ def train(
     from skinpamper.training.train import train as train_run
 
     settings.setdefault("image_size", dataset.image_size[0])
-    settings.setdefault("data_path", dataset.source)  # so `skinpamper train --resume` finds the data
+    # Absolute, so that `skinpamper train --resume` and `evaluate` find the data from any folder.
+    settings.setdefault("data_path", str(Path(dataset.source).resolve()))
     resolved = (load_config(config) if config else TrainConfig()).replace(**settings)
     folder = Path(out or f"runs/{resolved.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     count = MEMBERS if members is None else members
