@@ -28,7 +28,7 @@ from skinpamper.imaging import FITS
 IMBALANCE = ("class_weight", "logit_adjust", "balanced_sampling", "oversample", "none")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "bfloat16")
-# `skinpamper train` (and `skinpamper.train`) trains this many runs on one split and averages their probabilities (an ensemble;
+# `skinpamper train` trains this many runs on one split and averages their probabilities (an ensemble;
 # training.ensemble). Measured on the same external set (28 px, seed 0, no colour constancy): three
 # members 0.554 balanced accuracy (0.564 with TTA, macro AUC 0.906) against 0.513 for one, the largest
 # gain of anything tried; on HAM10000's held-out lesions 0.660 against 0.676, within one seed's noise
