@@ -25,6 +25,8 @@ def test_load_dataset_takes_the_cli_options(ham_folder: Path) -> None:
 def test_load_dataset_shows_a_bar_while_decoding(ham_folder: Path, capsys: pytest.CaptureFixture) -> None:
     skinpamper.load_dataset(ham_folder, image_size=12, format="jpeg")
     assert "decoding ham" in capsys.readouterr().err
+    skinpamper.load_dataset(ham_folder, image_size=12, format="jpeg")  # cached: nothing to decode
+    skinpamper.load_dataset(ham_folder, image_size=8)  # the hmnist CSV: nothing to decode
     skinpamper.load_dataset(ham_folder, image_size=14, format="jpeg", progress=False)
     assert capsys.readouterr().err == ""
 

@@ -18,20 +18,24 @@ from skinpamper.imaging import Fit
 
 @contextmanager
 def decoding_bar(path: str | Path, shown: bool) -> Iterator[Progress | None]:
-    """A tqdm bar on stderr while images are decoded (a cached or CSV load never calls it)."""
+    """A tqdm bar on stderr while images are decoded; made on the first call, so a cached or CSV load,
+    which never calls it, shows none."""
     if not shown:
         yield None
         return
-    bar = tqdm(desc=f"decoding {Path(path).name}", unit="img", leave=False, file=sys.stderr)
+    bars: list[tqdm] = []
 
     def update(done: int, total: int | None) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(desc=f"decoding {Path(path).name}", unit="img", leave=False, file=sys.stderr))
+        bars[0].total, bars[0].n = total, done
+        bars[0].refresh()
 
     try:
         yield update
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def load_dataset(
