@@ -1,8 +1,13 @@
 """The package's folders follow the data flow, and imports only run downward (design.md).
 
-files -> data -> models -> scoring -> training -> evaluation -> reports -> serving -> cli: a module may
-import from its own stage or any stage before it, never after, so each layer can be read, tested and
+files -> data -> models -> scoring -> training -> evaluation -> reports -> serving -> api -> cli: a module
+may import from its own stage or any stage before it, never after, so each layer can be read, tested and
 reused without the ones above it. Imports inside functions count too.
+
+`api` (the notebook API) is a front end like the CLI: it puts training, evaluation, reports and
+prediction together, so it needs every stage below it; it sits under `cli` so the CLI may build on it.
+The package root (`__init__.py`) is the ground floor, except that its `__getattr__` imports `api` on
+first use of an API name (`skinpamper.train`): the front door of the package, reached lazily.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import skinpamper
 
 PACKAGE = Path(skinpamper.__file__).parent
 # The ground floor (modules directly in the package) comes first; then the stages in flow order.
-STAGES = ("", "data", "models", "scoring", "training", "evaluation", "reports", "serving", "cli")
+STAGES = ("", "data", "models", "scoring", "training", "evaluation", "reports", "serving", "api", "cli")
 GROUND = {"errors", "classes", "paths", "atomic", "progress", "imaging"}
 
 
@@ -46,7 +51,9 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
+# The entry point calls the CLI; the package root has its own rule (test_package_root_imports_...).
+ROOT = {PACKAGE / "__main__.py", PACKAGE / "__init__.py"}
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p not in ROOT)
 
 
 def test_every_top_level_module_is_ground_floor_or_a_stage() -> None:
@@ -69,6 +76,14 @@ def test_imports_run_downward(path: Path) -> None:
 
 
 def test_ground_floor_imports_nothing_of_the_stages() -> None:
-    for path in set(PACKAGE.glob("*.py")) - {PACKAGE / "__main__.py"}:  # the entry point calls the CLI
+    for path in set(PACKAGE.glob("*.py")) - ROOT:
         stages = [name for _, name in _imports(path) if _stage(name) > 0]
         assert not stages, f"{path.name} imports {stages}"
+
+
+def test_package_root_imports_only_the_api_and_only_lazily() -> None:
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    top_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    assert not [n for n in top_level if "skinpamper" in ast.dump(n)], "imports a stage at import time"
+    stages = {name for _, name in _imports(PACKAGE / "__init__.py")}
+    assert stages == {"skinpamper.api"}

@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,14 @@ def test_second_load_comes_from_cache(ham_folder: Path, monkeypatch: pytest.Monk
     second = load_dataset(ham_folder, size=8)
     assert np.array_equal(first.images, second.images)
     pd.testing.assert_frame_equal(first.meta, second.meta)
+
+
+def test_a_cached_load_names_the_path_it_was_read_from(ham_folder: Path, tmp_path: Path) -> None:
+    first = load_dataset(ham_folder, size=8, fmt="jpeg")
+    copy = shutil.copytree(ham_folder, tmp_path / "copy")
+    second = load_dataset(copy, size=8, fmt="jpeg")  # same content: from the cache
+    assert len(list(cache_dir().glob("jpeg-*.npz"))) == 1
+    assert (first.source, second.source) == (str(ham_folder), str(copy))
 
 
 def test_changed_content_invalidates_cache(ham_folder: Path) -> None:

@@ -131,6 +131,18 @@ def test_confusion_matrix_labels_and_cells(normalise: bool) -> None:
     assert np.asarray(ax.get_images()[0].get_array()).max() == (1.0 if normalise else 4)
 
 
+def test_per_class_recall_draws_one_bar_per_class_and_series() -> None:
+    test = {code: i / 10 for i, code in enumerate(CODES)}
+    val = {**test, "vasc": None}  # not measured: no bar
+    (ax,) = plots.plot_per_class_recall({"val": val, "test": test}).axes
+    heights = [p.get_height() for p in ax.patches]
+    assert heights[:6] == pytest.approx([val[c] for c in CODES[:6]]) and np.isnan(heights[6])
+    assert heights[7:] == pytest.approx([test[c] for c in CODES])
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(CODES)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["val", "test"]
+    assert figure_png(ax.figure).startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize(
     "plot",
     [

@@ -11,6 +11,7 @@ Recognised forms, in the order they are tried for a folder:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from skinpamper.data import cache
@@ -170,5 +171,9 @@ def load_dataset(
     if dataset is None:
         dataset = build()
         cache.save_dataset(target, dataset)
+    elif dataset.source != str(main):
+        # The cache is keyed by content, so it may have been filled from another path (a copy, or a
+        # relative path from another folder); the source is where this load read from.
+        dataset = dataclasses.replace(dataset, source=str(main))
     index.save()
     return dataset

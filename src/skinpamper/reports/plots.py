@@ -45,7 +45,14 @@ def _strip(images: np.ndarray, count: int) -> np.ndarray:
 
 
 def plot_pixel_rows(dataset: Dataset, per_class: int = 8, seed: int = 0) -> Figure:
-    """Random raw images of each class, one row per class, pixels shown unsmoothed as the model sees them."""
+    """Random raw images of each class, one row per class, pixels shown unsmoothed as the model sees them.
+
+    Example:
+        ```python
+        dataset = skinpamper.load_dataset("../shared/data/ham10000")
+        skinpamper.plot_pixel_rows(dataset, per_class=10)  # shows inline in a notebook
+        ```
+    """
     rng = np.random.default_rng(seed)
     height, width = dataset.image_size
     # "compressed" packs fixed-aspect images and keeps the row labels inside the figure.
@@ -64,7 +71,13 @@ def plot_pixel_rows(dataset: Dataset, per_class: int = 8, seed: int = 0) -> Figu
 
 
 def plot_class_counts(dataset: Dataset) -> Figure:
-    """Images per class, with shares, to show the class imbalance at a glance."""
+    """Images per class, with shares, to show the class imbalance at a glance.
+
+    Example:
+        ```python
+        skinpamper.plot_class_counts(dataset).savefig("classes.png")
+        ```
+    """
     counts = dataset.class_counts()
     fig = Figure(figsize=(7, 3.8), layout="constrained")
     ax = fig.subplots()
@@ -79,7 +92,13 @@ def plot_class_counts(dataset: Dataset) -> Figure:
 
 
 def plot_age_by_class(dataset: Dataset) -> Figure:
-    """Histogram of age per class (own y scale each, so small classes stay visible)."""
+    """Histogram of age per class (own y scale each, so small classes stay visible).
+
+    Example:
+        ```python
+        skinpamper.plot_age_by_class(dataset)
+        ```
+    """
     ages = pd.to_numeric(dataset.meta["age"], errors="coerce").to_numpy(dtype=float)
     fig = Figure(figsize=(7, 1.3 * len(CODES) + 0.8), layout="constrained")
     axes = fig.subplots(len(CODES), 1, sharex=True, squeeze=False)[:, 0]
@@ -242,6 +261,34 @@ def plot_confusion_matrix(cm: np.ndarray, normalise: bool, title: str = "Confusi
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"{title} ({'row-normalised: recall on the diagonal' if normalise else 'counts'})")
+    return fig
+
+
+def plot_per_class_recall(
+    recalls: dict[str, dict[str, float | None]], title: str = "Recall per class"
+) -> Figure:
+    """Bars of each class's recall, one group per class and one bar per series (e.g. val and test).
+
+    The original notebook's "fraction classified incorrectly" turned round: a class whose bar is low is
+    one the model misses, whatever the overall accuracy says. A missing value (None) draws no bar.
+    """
+    series = list(recalls)
+    width = 0.8 / max(len(series), 1)
+    fig = Figure(figsize=(7, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for i, name in enumerate(series):
+        values = [_number(recalls[name].get(code)) for code in CODES]
+        offset = (i - (len(series) - 1) / 2) * width
+        bars = ax.bar(np.arange(len(CODES)) + offset, values, width, label=name)
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=7, padding=1)
+    ax.set_xticks(range(len(CODES)), CODES)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("true class")
+    ax.set_ylabel("recall (share of the class found)")
+    ax.grid(axis="y", alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize="small")
+    ax.set_title(title)
     return fig
 
 

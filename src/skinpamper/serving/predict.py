@@ -158,7 +158,15 @@ class Predictor:
     def load(
         cls, path: str | Path, tta: bool = False, max_pixels: int = MAX_PIXELS, threads: int = 0
     ) -> Predictor:
-        """A run folder (Keras) or an exported .onnx file; `threads` caps onnxruntime's (0: its default)."""
+        """A run folder (Keras) or an exported .onnx file; `threads` caps onnxruntime's (0: its default).
+
+        Example:
+            ```python
+            predictor = skinpamper.Predictor.load("runs/quickstart", tta=True)
+            (prediction,) = predictor.predict([Path("photo.jpg")])
+            print(prediction.status, prediction.top_k(3))  # the status and three likeliest classes
+            ```
+        """
         path = Path(path).expanduser()
         if path.is_dir():
             engine, card, model = _keras_engine(path)

@@ -20,7 +20,7 @@ from keras import layers
 
 from skinpamper.atomic import write_json_atomic
 from skinpamper.data.dataset import Dataset
-from skinpamper.data.splits import split_dataset
+from skinpamper.data.splits import Split, split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.run import BEST_MODEL, CONFIG, MEMBERS, Run, RunState
@@ -101,10 +101,12 @@ def train_ensemble(
     members: int,
     out: str | Path,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    split: Split | None = None,
 ) -> Path:
     """Train `members` runs of `config` on one split into OUT/member-K, then average them into OUT.
 
-    Member k is seeded `config.seed + 100 k` and all share the split of `config.effective_split_seed`.
+    Member k is seeded `config.seed + 100 k` and all share `split`, by default the split of
+    `config.effective_split_seed`.
     Calling it again after an interruption continues: finished members are kept and an interrupted
     one resumes from its last finished epoch (with the settings it was started with).
     """
@@ -112,7 +114,8 @@ def train_ensemble(
     if (out / CONFIG).exists():
         raise ConfigError(f"{out}: already holds a run; choose another output folder")
     split_seed = config.effective_split_seed
-    split = split_dataset(dataset, config.val_fraction, config.test_fraction, split_seed)
+    if split is None:
+        split = split_dataset(dataset, config.val_fraction, config.test_fraction, split_seed)
     folders = []
     for k in range(members):
         folder = out / f"member-{k + 1}"
