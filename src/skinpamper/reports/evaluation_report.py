@@ -122,7 +122,13 @@ def _headline_table(variants: dict[str, dict[str, Any]]) -> Table:
             f" '{METADATA_NAME}' multiplies the calibrated{' TTA' if TTA_NAME in variants else ''} "
             "probabilities by what the run's metadata model (fitted on its training split) says."
         )
-    return Table("Metrics", ("metric", *variants), tuple(rows), "l" + "r" * len(variants), intervals + tta)
+    return Table(
+        "Headline figures, by way of scoring",
+        ("metric", *variants),
+        tuple(rows),
+        "l" + "r" * len(variants),
+        intervals + tta,
+    )
 
 
 def _per_class_table(name: str, metrics: dict[str, Any]) -> Table:

@@ -147,7 +147,9 @@ def _metrics_table(parts: dict[str, dict[str, Any]]) -> Table:
         "Balanced accuracy is the mean of the per-class recalls; always answering one class scores "
         f"{percent(1 / NUM_CLASSES)} on it, whatever the class balance."
     )
-    return Table("Metrics", ("metric", *names), tuple(rows), "l" + "r" * len(names), note)
+    return Table(
+        "Scores of the best model, by split", ("metric", *names), tuple(rows), "l" + "r" * len(names), note
+    )
 
 
 def _confusion_figures(parts: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
