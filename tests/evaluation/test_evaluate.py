@@ -129,6 +129,12 @@ def test_an_external_set_naming_sites_otherwise_is_still_scored(trained_run: Pat
     meta_path = ham_folder / "HAM10000_metadata.csv"
     meta = pd.read_csv(meta_path)
     meta.loc[::4, "localization"] = "anterior torso"  # ISIC 2019's name for what HAM10000 calls trunk
+    # other images than the run's: the same pixels under other ids (the run's own would be refused)
+    for photo in ham_folder.rglob("ISIC_*.jpg"):
+        photo.rename(photo.with_name(photo.name.replace("ISIC_", "EXT_")))
+    meta["image_id"] = meta["image_id"].str.replace("ISIC_", "EXT_")
+    for csv in ham_folder.glob("hmnist_*.csv"):
+        csv.unlink()
     meta.to_csv(meta_path, index=False)
     evaluation = evaluate(
         trained_run, load_dataset(ham_folder, size=28), external=True, n_boot=0, explain=False
@@ -155,3 +161,20 @@ def test_subgroups_with_missing_metadata_are_unknown_or_absent(trained_run: Path
     partly = dataclasses.replace(dataset, meta=meta)
     groups = evaluate(trained_run, partly, external=True, n_boot=10, explain=False).subgroups["groups"]
     assert [(g["group"], g["n"], g["too_few"]) for g in groups] == [("male", 7, True), ("unknown", 7, True)]
+
+
+def test_a_set_holding_the_runs_training_images_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    """`evaluate RUN --data THE_TRAINING_DATA` would score images the model learnt from."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(trained_run),
+            "--data",
+            str(trained_run.parent / "ham"),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 1 and "of the run's training images" in result.output
+    assert not (tmp_path / "e").exists()

@@ -75,6 +75,13 @@ class Evaluation:
 
 def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[Dataset, str]:
     if external:
+        # Honest figures: a set holding images the model learnt from would flatter it.
+        seen = set(dataset.meta["image_id"].astype(str)) & set(run.split_ids().get("train", ()))
+        if seen:
+            raise ConfigError(
+                f"{dataset.source}: holds {len(seen):,} of the run's training images; to score the run's "
+                "own data, leave out --data (its test split is scored), else give a set of other images"
+            )
         return dataset, "all"
     if part not in SPLIT_NAMES:
         raise ConfigError(f"unknown split {part!r}; choose one of {', '.join(SPLIT_NAMES)}")
