@@ -54,11 +54,13 @@ def test_an_old_run_predicts_as_it_did(old_run: Path, kind: str) -> None:
 
 
 def test_an_old_run_evaluates(old_run: Path, tmp_path: Path) -> None:
-    data = write_ham_folder(tmp_path / "ham")  # the same images, ids and labels it was trained on
+    # The same images, ids and labels it was trained on, moved to where this machine keeps them;
+    # --data would be refused (it holds the training images), so the run's own record points there.
+    data = write_ham_folder(tmp_path / "ham")
+    config = json.loads((old_run / "config.json").read_text())
+    (old_run / "config.json").write_text(json.dumps({**config, "data_path": str(data)}))
     out = tmp_path / "eval"
-    result = CliRunner().invoke(
-        main, ["evaluate", str(old_run), "--data", str(data), "--out", str(out), "--no-tta"]
-    )
+    result = CliRunner().invoke(main, ["evaluate", str(old_run), "--out", str(out), "--no-tta"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     recorded = json.loads((FIXTURE / "metrics.json").read_text())
