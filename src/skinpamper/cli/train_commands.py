@@ -11,7 +11,7 @@ import click
 from skinpamper.cli.common import FiniteFloat, load_data, resolve_data
 from skinpamper.data.load import FORMATS
 from skinpamper.imaging import FITS
-from skinpamper.training.config import IMBALANCE, MEMBERS
+from skinpamper.training.config import IMBALANCE, MEMBERS, PRECISIONS, XLA
 
 
 def echo_run_summary(run_dir: Path) -> None:
@@ -67,6 +67,17 @@ def echo_run_summary(run_dir: Path) -> None:
     "--imbalance",
     type=click.Choice(IMBALANCE),
     help="Class-imbalance strategy, applied inside the training split only [default: class_weight].",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help="Compute precision; auto: bfloat16 on Ampere-or-newer GPUs and on CPUs with native bf16, "
+    "float16 with loss scaling on older GPUs, else float32 (saved models are float32) [default: float32].",
+)
+@click.option(
+    "--xla",
+    type=click.Choice(XLA),
+    help="XLA compilation; auto: off on CPUs (measured slower), Keras's choice on GPUs [default: auto].",
 )
 @click.option(
     "--fit", type=click.Choice(FITS), help="How a non-square image becomes square [default: squash]."

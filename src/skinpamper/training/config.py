@@ -27,7 +27,8 @@ from skinpamper.imaging import FITS
 
 IMBALANCE = ("class_weight", "logit_adjust", "balanced_sampling", "oversample", "none")
 SCHEDULES = ("cosine", "constant")
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+XLA = ("auto", "on", "off")
 # `skinpamper train` trains this many runs on one split and averages their probabilities (an ensemble;
 # training.ensemble). Measured on the same external set (28 px, seed 0, no colour constancy): three
 # members 0.554 balanced accuracy (0.564 with TTA, macro AUC 0.906) against 0.513 for one, the largest
@@ -107,7 +108,10 @@ class TrainConfig:
     # bfloat16 trained the seed CNN only ~1.17x faster on an AVX512-BF16 CPU without AMX (train_speed.py),
     # and compact_cnn at 28 px scored 0.621 balanced accuracy against 0.676 in float32 (seed 0, one run
     # each): not worth the risk by default. "auto" picks bfloat16 where the CPU has native bf16.
-    precision: str = "float32"  # or "bfloat16" / "auto"; saved models are float32 either way
+    precision: str = "float32"  # or "bfloat16" / "float16" / "auto"; saved models are float32 either way
+    # XLA compilation (training.precision.resolve_jit_compile): "auto" is off on CPUs, where it was
+    # measured 2.7x slower, and Keras's own choice on GPUs.
+    xla: str = "auto"
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
     split_seed: int | None = None  # the split's own seed when set: ensemble members share a split
     # Abstention (skinpamper.scoring.abstention), fitted on the validation split when training ends.
@@ -125,6 +129,7 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("imbalance", self.imbalance, IMBALANCE)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("xla", self.xla, XLA)
         for name in ("image_size", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -1,8 +1,10 @@
-"""Training precision: float32, or mixed bfloat16 where the CPU computes bfloat16 natively.
+"""Training precision and XLA compilation: what "auto" picks on the machine at hand, and why.
 
-Mixed precision keeps every weight in float32 and runs the convolutions and matrix products in
-bfloat16, which CPUs with AVX512-BF16 or AMX execute at up to twice the float32 rate. Where the CPU
-lacks them bfloat16 is emulated and slower, so "auto" only picks it where it pays. Saved models for
+Mixed precision keeps every weight in float32 and runs the convolutions and matrix products in a
+16-bit type. GPUs from NVIDIA's Ampere generation on (compute capability 8.0) and CPUs with
+AVX512-BF16 or AMX compute bfloat16 natively; older GPUs have fast float16 only, which needs loss
+scaling (Keras wraps the optimizer in a LossScaleOptimizer when the policy is mixed_float16). Where
+neither exists a 16-bit type is emulated and slower, so "auto" keeps float32. Saved models for
 prediction are always float32 (see `float32_copy`), so exports and predictions do not depend on it.
 """
 
@@ -11,11 +13,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 
 BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # instruction sets with native bfloat16 arithmetic
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+BF16_GPU_CAPABILITY = (8, 0)  # Ampere: the first NVIDIA GPUs with bfloat16 tensor cores
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+XLA_SETTINGS = ("auto", "on", "off")
+
+
+class Accelerator(NamedTuple):
+    """The first GPU the backend sees (capability as (major, minor)), or None on a CPU-only machine."""
+
+    gpu: str | None
+    capability: tuple[int, int] | None
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -30,17 +42,84 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return bool(BF16_CPU_FLAGS.intersection(flags))
 
 
-def resolve_precision(setting: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """ "float32" or "bfloat16": "auto" is bfloat16 on a CPU-only TensorFlow machine with native bf16."""
+def _capability(text: str | tuple | None) -> tuple[int, int] | None:
+    """(major, minor) from "8.6" or (8, 6); None where the backend does not say."""
+    if text is None:
+        return None
+    parts = str(text).split(".") if isinstance(text, str) else list(text)
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except (ValueError, IndexError):
+        return None
+
+
+def find_accelerator() -> Accelerator:
+    """The GPU the Keras backend will train on, asked of the backend itself (no nvidia-smi)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return Accelerator(None, None)
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return Accelerator(
+            details.get("device_name", gpus[0].name), _capability(details.get("compute_capability"))
+        )
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if not gpus:
+            return Accelerator(None, None)
+        return Accelerator(gpus[0].device_kind, _capability(getattr(gpus[0], "compute_capability", None)))
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return Accelerator(None, None)
+        return Accelerator(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
+    return Accelerator(None, None)
+
+
+def resolve_precision(
+    setting: str,
+    cpuinfo: Path = Path("/proc/cpuinfo"),
+    accelerator: Accelerator | None = None,
+) -> str:
+    """ "float32", "bfloat16" or "float16" for a setting that may be "auto".
+
+    "auto": on a GPU, bfloat16 from compute capability 8.0 on (no loss scaling needed), float16 with
+    loss scaling before; on a CPU, bfloat16 where it is native and TensorFlow's oneDNN kernels use
+    it (the only CPU path measured faster), else float32.
+    """
     if setting != "auto":
         return setting
+    found = accelerator if accelerator is not None else find_accelerator()
+    if found.gpu is not None:
+        native_bf16 = found.capability is not None and found.capability >= BF16_GPU_CAPABILITY
+        return "bfloat16" if native_bf16 else "float16"
     if keras.backend.backend() != "tensorflow":
-        return "float32"  # bf16 speed-ups were only measured with TensorFlow's oneDNN kernels
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
         return "float32"
     return "bfloat16" if cpu_has_bf16(cpuinfo) else "float32"
+
+
+def resolve_jit_compile(setting: str, accelerator: Accelerator | None = None) -> bool | str:
+    """`jit_compile` for model.compile: "on" is True, "off" False; "auto" is False on a CPU-only
+    TensorFlow machine and Keras's own "auto" elsewhere.
+
+    On these 2 AVX-512/AMX cores XLA made the seed CNN (28 px, batch 64) train 2.7x slower in float32
+    (161 against 427 images/s) and 4.5x slower in bfloat16 (159 against 724), because TensorFlow's
+    oneDNN kernels are faster than XLA's CPU code: off. On GPUs Keras's "auto" compiles with XLA
+    (except under tf.distribute, where Keras turns it off) and JAX always compiles; benchmarks/gpu.py
+    measures it there.
+    """
+    if setting != "auto":
+        return setting == "on"
+    found = accelerator if accelerator is not None else find_accelerator()
+    if keras.backend.backend() == "tensorflow" and found.gpu is None:
+        return False
+    return "auto"
 
 
 @contextmanager

@@ -31,7 +31,12 @@ from skinpamper.scoring.metrics import classification_metrics
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.training.pipeline import TrainData, make_eval_dataset, make_train_dataset
-from skinpamper.training.precision import float32_copy, precision_scope, resolve_precision
+from skinpamper.training.precision import (
+    float32_copy,
+    precision_scope,
+    resolve_jit_compile,
+    resolve_precision,
+)
 from skinpamper.training.run import (
     BEST_MODEL,
     LAST_MODEL,
@@ -185,6 +190,7 @@ def _new_model(config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarr
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=make_loss(config, train_labels),
         metrics=["accuracy"],
+        jit_compile=resolve_jit_compile(config.xla),
     )
     return model
 
@@ -207,7 +213,8 @@ def _fit_and_finish(
     if state.epoch < config.epochs and not state.stopped_early:
         data = _train_data(dataset, split, config, start_epoch=state.epoch)
         if state.epoch:
-            model = run.load_model(LAST_MODEL)
+            with precision_scope(run.training_precision()):
+                model = run.load_model(LAST_MODEL)
             restore_seed_states(model, state.seed_states)
         else:
             model = _new_model(config, data.steps_per_epoch, dataset.labels[split.train])
@@ -281,7 +288,9 @@ def train(
     run.write_config(config)
     run.write_split(split, dataset)
     run.write_dataset_info(dataset, split, config)
-    run.write_environment(precision=resolve_precision(config.precision))
+    run.write_environment(
+        precision=resolve_precision(config.precision), jit_compile=resolve_jit_compile(config.xla)
+    )
     return _fit_and_finish(run, dataset, split, config, callbacks)
 
 
