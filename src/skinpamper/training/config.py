@@ -111,7 +111,7 @@ class TrainConfig:
     precision: str = "float32"  # or "bfloat16" / "float16" / "auto"; saved models are float32 either way
     # XLA compilation (training.precision.resolve_jit_compile): "auto" is off on CPUs, where it was
     # measured 2.7x slower, and Keras's own choice on GPUs.
-    xla: str = "auto"
+    xla: str = "auto"  # or "on" / "off"
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
     split_seed: int | None = None  # the split's own seed when set: ensemble members share a split
     # Abstention (skinpamper.scoring.abstention), fitted on the validation split when training ends.
