@@ -13,6 +13,7 @@ from skinpamper.cli.common import Group
 from skinpamper.cli.compare_commands import compare_command
 from skinpamper.cli.data_commands import data, explore, models
 from skinpamper.cli.ensemble_commands import ensemble_command
+from skinpamper.cli.env_commands import env_command
 from skinpamper.cli.evaluate_commands import evaluate_command
 from skinpamper.cli.predict_commands import export_command, predict_command
 from skinpamper.cli.quiet import quiet_start_up
@@ -37,6 +38,7 @@ for command in (
     predict_command,
     export_command,
     serve_command,
+    env_command,
 ):
     main.add_command(command)
 

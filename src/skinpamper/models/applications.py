@@ -62,8 +62,9 @@ BACKBONES = {
 }
 
 
-def _cache_path(backbone: Backbone) -> Path:
-    """Where Keras looks for the weights file (its cache folder, `models` subfolder)."""
+def weights_cache_path(backbone: Backbone) -> Path:
+    """Where Keras looks for the weights file (its cache folder, `models` subfolder); `skinpamper env`
+    reports whether each backbone's file is there."""
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models" / backbone.weights_file
 
 
@@ -76,7 +77,7 @@ def _fetch_weights(backbone: Backbone) -> None:
     except Exception as exc:  # get_file re-raises HTTP and URL errors as a plain Exception
         raise ConfigError(
             f"could not download the ImageNet weights {backbone.weights_file} ({exc}); download "
-            f"{backbone.weights_url} by hand and place it at {_cache_path(backbone)}, "
+            f"{backbone.weights_url} by hand and place it at {weights_cache_path(backbone)}, "
             "or build the model with weights=None to train from scratch"
         ) from exc
 

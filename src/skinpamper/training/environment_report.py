@@ -1,0 +1,169 @@
+"""What `skinpamper env` reports: the facts that decide how fast training runs, gathered offline.
+
+The first thing to look at when training is slow: which Keras backend and versions are installed,
+which devices the backend sees (a GPU TensorFlow cannot find leaves training on the CPU), the precision
+and XLA setting training will use, the CPU's bf16 instructions, and whether the ImageNet weights
+are already in the Keras cache (otherwise the first pretrained run downloads them). Nothing is
+downloaded, built or trained: only the backend's device listing, file checks and /proc/cpuinfo.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from skinpamper.models.applications import BACKBONES, weights_cache_path
+from skinpamper.training.precision import cpu_has_bf16, resolve_precision
+from skinpamper.training.run import environment_info
+
+# CPU instruction sets that decide float32 and bf16 speed (oneDNN picks its kernels by them).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+CPU_DEVICES_VARIABLE = "SKINPAMPER_CPU_DEVICES"
+
+
+def environment_report(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """Everything `skinpamper env` prints, as JSON-ready data."""
+    backend = keras.backend.backend()
+    recorded = environment_info()  # what each run's environment.json records
+    devices = _devices(backend)
+    return {
+        "skinpamper": recorded["packages"].get("skinpamper"),
+        "python": recorded["python"],
+        "os": recorded["os"],
+        "keras": keras.__version__,
+        "keras_backend": backend,
+        "backend_version": _module_version(backend),  # each backend is named for its module
+        "numpy": _module_version("numpy"),
+        "packages": recorded["packages"],
+        "git_commit": recorded["git_commit"],
+        "devices": devices,
+        "trains_on": recorded["device"],
+        "precision_auto": resolve_precision("auto", cpuinfo),
+        "jit_compile": _keras_jit_default(backend, bool(devices["accelerators"])),
+        "cpu": _cpu(cpuinfo),
+        "cpu_devices_variable": {"name": CPU_DEVICES_VARIABLE, "value": os.environ.get(CPU_DEVICES_VARIABLE)},
+        "imagenet_weights": {
+            name: _cached(weights_cache_path(backbone)) for name, backbone in BACKBONES.items()
+        },
+    }
+
+
+def format_environment_report(report: dict[str, Any]) -> str:
+    """The report as the lines `skinpamper env` prints."""
+    devices = report["devices"]
+    cpu = report["cpu"]
+    jit = report["jit_compile"]
+    variable = report["cpu_devices_variable"]
+    lines = [
+        f"skinpamper {report['skinpamper']}  python {report['python']}  {report['os']}",
+        f"keras {report['keras']}  backend {report['keras_backend']} {report['backend_version']}  "
+        f"numpy {report['numpy']}",
+        f"devices the backend sees: {', '.join(devices['physical']) or 'none'}",
+    ]
+    if devices["logical"] is not None:
+        lines.append(f"logical devices: {', '.join(devices['logical'])}")
+    lines += [
+        f"accelerators: {', '.join(devices['accelerators']) or 'none (training runs on the CPU)'}",
+        f"training runs on: {report['trains_on']}",
+        f'precision "auto" picks: {report["precision_auto"]}',
+        f"XLA (jit_compile): {jit['setting']} -> {'on' if jit['xla'] else 'off'} ({jit['rule']})",
+        f"CPU: {cpu['model']}, {cpu['cores']} cores usable; native bf16: {_yes(cpu['native_bf16'])}",
+        f"CPU flags: {', '.join(cpu['flags']) or 'none of ' + ', '.join(CPU_FLAGS)}",
+        f"{variable['name']}: {variable['value'] if variable['value'] is not None else 'not set'}",
+        "ImageNet weights in the Keras cache:",
+    ]
+    for name, weights in report["imagenet_weights"].items():
+        state = "cached" if weights["cached"] else "missing (the first pretrained run downloads it)"
+        lines.append(f"  {name:20} {state}: {weights['file']}")
+    return "\n".join(lines)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _cached(path: Path) -> dict[str, Any]:
+    return {"file": str(path), "cached": path.is_file()}
+
+
+def _module_version(module: str) -> str | None:
+    try:
+        return importlib.import_module(module).__version__
+    except ImportError:
+        return None
+
+
+def _devices(backend: str) -> dict[str, Any]:
+    """Device names as the backend lists them; `accelerators` are the GPUs (or TPUs) among them."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        physical = tf.config.list_physical_devices()
+        accelerators = []
+        for device in physical:
+            if device.device_type != "CPU":
+                details = tf.config.experimental.get_device_details(device)
+                capability = details.get("compute_capability")
+                accelerators.append(
+                    details.get("device_name", device.name)
+                    + (f" (compute capability {capability[0]}.{capability[1]})" if capability else "")
+                )
+        return {
+            "physical": [device.name.removeprefix("/physical_device:") for device in physical],
+            "logical": [device.name.removeprefix("/device:") for device in tf.config.list_logical_devices()],
+            "accelerators": accelerators,
+        }
+    if backend == "jax":
+        import jax
+
+        devices = jax.devices()
+        return {
+            "physical": [str(device) for device in devices],
+            "logical": None,
+            "accelerators": [device.device_kind for device in devices if device.platform != "cpu"],
+        }
+    if backend == "torch":
+        import torch
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return {
+            "physical": ["cpu", *(f"cuda:{i}" for i in range(len(gpus)))],
+            "logical": None,
+            "accelerators": gpus,
+        }
+    return {"physical": ["cpu"], "logical": None, "accelerators": []}  # numpy and openvino: CPU only
+
+
+def _keras_jit_default(backend: str, accelerator: bool) -> dict[str, Any]:
+    """What Keras's jit_compile="auto" (which training's model.compile keeps) resolves to here."""
+    if backend == "jax":
+        return {"setting": "auto", "xla": True, "rule": "Keras's default: JAX always compiles with XLA"}
+    if backend == "tensorflow":
+        return {
+            "setting": "auto",
+            "xla": accelerator,
+            "rule": "Keras's default: on with a GPU, off on CPU-only TensorFlow and under tf.distribute",
+        }
+    return {"setting": "auto", "xla": False, "rule": "Keras's default: torch runs eagerly"}
+
+
+def _cpu(cpuinfo: Path) -> dict[str, Any]:
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name", "unknown"),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "flags": [flag for flag in CPU_FLAGS if flag in flags],
+        "native_bf16": cpu_has_bf16(cpuinfo),
+    }
