@@ -17,7 +17,7 @@ from typing import Any
 import keras
 
 from skinpamper.models.applications import BACKBONES, weights_cache_path
-from skinpamper.training.precision import cpu_has_bf16, resolve_precision
+from skinpamper.training.precision import cpu_has_bf16, resolve_jit_compile, resolve_precision
 from skinpamper.training.run import environment_info
 
 # CPU instruction sets that decide float32 and bf16 speed (oneDNN picks its kernels by them).
@@ -43,7 +43,7 @@ def environment_report(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
         "devices": devices,
         "trains_on": recorded["device"],
         "precision_auto": resolve_precision("auto", cpuinfo),
-        "jit_compile": _keras_jit_default(backend, bool(devices["accelerators"])),
+        "jit_compile": _jit(backend, bool(devices["accelerators"])),
         "cpu": _cpu(cpuinfo),
         "cpu_devices_variable": {"name": CPU_DEVICES_VARIABLE, "value": os.environ.get(CPU_DEVICES_VARIABLE)},
         "imagenet_weights": {
@@ -138,15 +138,17 @@ def _devices(backend: str) -> dict[str, Any]:
     return {"physical": ["cpu"], "logical": None, "accelerators": []}  # numpy and openvino: CPU only
 
 
-def _keras_jit_default(backend: str, accelerator: bool) -> dict[str, Any]:
-    """What Keras's jit_compile="auto" (which training's model.compile keeps) resolves to here."""
+def _jit(backend: str, accelerator: bool) -> dict[str, Any]:
+    """What training's `--xla auto` resolves to here (training.precision.resolve_jit_compile)."""
+    if resolve_jit_compile("auto") is False:
+        return {"setting": "auto", "xla": False, "rule": "TensorFlow on CPUs: measured 2.7x slower with XLA"}
     if backend == "jax":
         return {"setting": "auto", "xla": True, "rule": "Keras's default: JAX always compiles with XLA"}
     if backend == "tensorflow":
         return {
             "setting": "auto",
             "xla": accelerator,
-            "rule": "Keras's default: on with a GPU, off on CPU-only TensorFlow and under tf.distribute",
+            "rule": "Keras's default on GPUs: on, except under tf.distribute",
         }
     return {"setting": "auto", "xla": False, "rule": "Keras's default: torch runs eagerly"}
 
