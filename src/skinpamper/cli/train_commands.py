@@ -72,7 +72,7 @@ def echo_run_summary(run_dir: Path) -> None:
     "--precision",
     type=click.Choice(PRECISIONS),
     help="Compute precision; auto: bfloat16 on Ampere-or-newer GPUs and on CPUs with native bf16, "
-    "float16 with loss scaling on older GPUs, else float32 (saved models are float32) [default: float32].",
+    "float16 with loss scaling on older GPUs, else float32 (saved models are float32) [default: auto].",
 )
 @click.option(
     "--xla",

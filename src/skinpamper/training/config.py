@@ -105,10 +105,14 @@ class TrainConfig:
     patience: int = 0  # 0 never stops; the best epoch is kept either way
     val_fraction: float = 0.1  # ~1,000 images: enough to rank epochs, small enough to keep training data
     test_fraction: float = 0.2  # ~2,000 images: enough for per-class recall of the rare classes
-    # bfloat16 trained the seed CNN only ~1.17x faster on an AVX512-BF16 CPU without AMX (train_speed.py),
-    # and compact_cnn at 28 px scored 0.621 balanced accuracy against 0.676 in float32 (seed 0, one run
-    # each): not worth the risk by default. "auto" picks bfloat16 where the CPU has native bf16.
-    precision: str = "float32"  # or "bfloat16" / "float16" / "auto"; saved models are float32 either way
+    # "auto" (training.precision.resolve_precision): mixed bfloat16 on CPUs with native bf16 and on
+    # Ampere-or-newer GPUs, float16 with loss scaling on older GPUs, else float32. On these 2 AMX cores
+    # bf16 trains the seed CNN 1.7x faster (724 against 427 images/s, benchmarks/train_speed.py) for
+    # the same accuracy: compact_cnn, 28 px, seeds 0 and 1, held-out balanced accuracy 0.625/0.593
+    # against 0.652/0.568 in float32 (mean 0.609 against 0.610), and 0.657 against 0.654 for seed 0's
+    # last epochs, where the gap of its best epochs (0.027) came from picking the epoch on 1,000
+    # validation images, not from precision. (An older one-seed 0.621 against 0.676 was that noise too.)
+    precision: str = "auto"  # or "float32" / "bfloat16" / "float16"; saved models are float32 either way
     # XLA compilation (training.precision.resolve_jit_compile): "auto" is off on CPUs, where it was
     # measured 2.7x slower, and Keras's own choice on GPUs.
     xla: str = "auto"  # or "on" / "off"
