@@ -108,6 +108,9 @@ class TrainConfig:
     # and compact_cnn at 28 px scored 0.621 balanced accuracy against 0.676 in float32 (seed 0, one run
     # each): not worth the risk by default. "auto" picks bfloat16 where the CPU has native bf16.
     precision: str = "float32"  # or "bfloat16" / "auto"; saved models are float32 either way
+    # Devices of one machine trained on together (training.devices); batch_size stays the global batch,
+    # so each gets batch_size / devices images a step and the learning rate means what it does on one.
+    devices: int = 1
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
     split_seed: int | None = None  # the split's own seed when set: ensemble members share a split
     # Abstention (skinpamper.scoring.abstention), fitted on the validation split when training ends.
@@ -125,9 +128,14 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("imbalance", self.imbalance, IMBALANCE)
         _check_choice("precision", self.precision, PRECISIONS)
-        for name in ("image_size", "epochs", "batch_size"):
+        for name in ("image_size", "epochs", "batch_size", "devices"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size % self.devices:
+            raise ConfigError(
+                f"batch_size {self.batch_size} does not split evenly over {self.devices} devices; "
+                f"choose a multiple of {self.devices}"
+            )
         if not 0.1 <= self.width <= 8:
             raise ConfigError(f"width must be between 0.1 and 8, got {self.width}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
