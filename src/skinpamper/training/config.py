@@ -108,9 +108,9 @@ class TrainConfig:
     # and compact_cnn at 28 px scored 0.621 balanced accuracy against 0.676 in float32 (seed 0, one run
     # each): not worth the risk by default. "auto" picks bfloat16 where the CPU has native bf16.
     precision: str = "float32"  # or "bfloat16" / "auto"; saved models are float32 either way
-    # Devices of one machine trained on together (training.devices); batch_size stays the global batch,
-    # so each gets batch_size / devices images a step and the learning rate means what it does on one.
-    devices: int = 1
+    # batch_size stays the global batch on several devices: each gets batch_size / devices images a
+    # step and the learning rate means what it does on one (training.devices).
+    devices: int = 1  # one machine's devices trained on together (MirroredStrategy); 1 is Keras's choice
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
     split_seed: int | None = None  # the split's own seed when set: ensemble members share a split
     # Abstention (skinpamper.scoring.abstention), fitted on the validation split when training ends.
