@@ -72,4 +72,24 @@ def test_env_json_holds_the_versions_environment_json_records(offline_keras_home
     assert report["backend_version"] and report["numpy"]
     assert report["packages"]["skinpamper"] == report["skinpamper"]
     assert report["precision_auto"] == resolve_precision("auto")
-    assert report["cpu_devices_variable"] == {"name": "SKINPAMPER_CPU_DEVICES", "value": None}
+    assert report["cpu_devices_variable"] == {
+        "name": "SKINPAMPER_CPU_DEVICES",
+        "value": None,
+        "not_applied": None,
+    }
+
+
+def test_env_splits_the_cpu_as_training_would(tmp_path: Path) -> None:
+    """In a fresh process, as a user runs it: SKINPAMPER_CPU_DEVICES=2 shows two logical CPUs."""
+    import os
+    import subprocess
+    import sys
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("logical CPU devices are listed by TensorFlow")
+    env = {**os.environ, "SKINPAMPER_CPU_DEVICES": "2", "KERAS_HOME": str(tmp_path)}
+    command = [str(Path(sys.executable).with_name("skinpamper")), "env"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "logical devices: CPU:0, CPU:1" in done.stdout
+    assert "SKINPAMPER_CPU_DEVICES: 2\n" in done.stdout

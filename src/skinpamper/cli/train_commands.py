@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -113,6 +116,20 @@ def echo_run_summary(run_dir: Path) -> None:
     "them into OUT (the default generalised best to other clinics; 1 trains a single run); run the same "
     "command again to continue an interrupted one.",
 )
+@click.option(
+    "--devices",
+    help="TensorFlow: train on 'all' or N devices of this machine (GPUs, else the CPUs "
+    "$SKINPAMPER_CPU_DEVICES makes) with MirroredStrategy; --batch-size stays the global batch [default: 1].",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="JAX: train data-parallel across processes (one per host) with Keras's distribution API; "
+    "process 0 writes the run.",
+)
+@click.option("--coordinator", help="With --distributed: process 0's host:port [$JAX_COORDINATOR_ADDRESS].")
+@click.option("--num-processes", type=click.IntRange(1), help="With --distributed [$JAX_NUM_PROCESSES].")
+@click.option("--process-id", type=click.IntRange(0), help="With --distributed [$JAX_PROCESS_ID].")
 @click.option("--out", type=click.Path(file_okay=False), help="New run folder [default: runs/MODEL-TIME].")
 @click.option(
     "--resume",
@@ -129,6 +146,11 @@ def train_command(
     fmt: str | None,
     no_augment: bool | None,
     no_pretrained: bool | None,
+    devices: str | None,
+    distributed: bool,
+    coordinator: str | None,
+    num_processes: int | None,
+    process_id: int | None,
     **flags,
 ) -> None:
     """Train a model on a lesion-grouped split and write a run folder with its report.
@@ -139,15 +161,32 @@ def train_command(
       skinpamper train --config my.toml --out runs/exp1
       skinpamper train --model compact_cnn --members 3 --out runs/ensemble
       skinpamper train --resume runs/exp1
+      skinpamper train --devices all --out runs/gpus
+      KERAS_BACKEND=jax skinpamper train --distributed --coordinator host0:1234 \\
+          --num-processes 2 --process-id 0 --out runs/two-hosts
     """
     from skinpamper.data.splits import split_dataset
+    from skinpamper.errors import ConfigError
     from skinpamper.models import check_image_size
     from skinpamper.progress import TqdmProgress
+    from skinpamper.training import distributed as cluster_training
     from skinpamper.training.config import TrainConfig, load_config
+    from skinpamper.training.devices import resolve_device_count, split_host_cpu
     from skinpamper.training.ensemble import train_ensemble
-    from skinpamper.training.run import Run
+    from skinpamper.training.run import Run, holds_run
     from skinpamper.training.train import resume, train
 
+    split_host_cpu()  # before anything makes the backend set up its devices
+    if resume_dir and (devices or distributed):
+        option = "--devices" if devices else "--distributed"
+        raise ConfigError(
+            f"{option} does not apply to --resume: a run resumes on the devices its config records"
+        )
+    if devices is not None:
+        flags["devices"] = resolve_device_count(devices)
+    cluster = (
+        cluster_training.resolve_cluster(coordinator, num_processes, process_id) if distributed else None
+    )
     if resume_dir:
         run = Run.open(resume_dir)
         config = run.config()
@@ -162,18 +201,44 @@ def train_command(
         )
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-        check_image_size(config.model, config.image_size, config.width)  # before the data is loaded
+        if cluster is not None:  # before any JAX computation, which would fix the devices of one process
+            if cluster.process_id == 0 and holds_run(run_dir):  # before the others wait on this process
+                raise ConfigError(f"{run_dir}: already holds a run; choose another output folder")
+            cluster_training.start(cluster, config.batch_size)
+        with cluster_training.single_process():  # a build on this process's CPU, not across processes
+            check_image_size(config.model, config.image_size, config.width)  # before the data is loaded
         dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
         split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.effective_split_seed)
-        if split.note:
+        if split.note and cluster_training.is_writer():
             click.echo(f"note: {split.note}", err=True)
         try:
-            if members > 1:
-                train_ensemble(dataset, config, members, run_dir, callbacks=[TqdmProgress()])
-            else:
-                train(dataset, split, config, run_dir, callbacks=[TqdmProgress()])
+            progress = [TqdmProgress()] if cluster_training.is_writer() else []  # one bar, not one a process
+            with follower_scratch(run_dir) as target:
+                if members > 1:
+                    train_ensemble(dataset, config, members, target, callbacks=progress)
+                else:
+                    train(dataset, split, config, target, callbacks=progress)
         except KeyboardInterrupt:
             again = "run the same command again" if members > 1 else f"skinpamper train --resume {run_dir}"
             click.echo(f"interrupted; finished epochs are kept: {again}", err=True)
             sys.exit(130)
-    echo_run_summary(Path(run_dir))
+        if not cluster_training.is_writer():
+            return
+    with cluster_training.single_process():  # the report's models are this process's alone
+        echo_run_summary(Path(run_dir))
+
+
+@contextmanager
+def follower_scratch(run_dir: Path) -> Iterator[Path]:
+    """`run_dir` for the process that writes the run; a private folder, deleted after, for the others.
+
+    Processes other than 0 train in step with it and keep their own epoch records (for early stopping
+    and checkpoints), so they need somewhere to put them that is not the shared run folder.
+    """
+    from skinpamper.training.distributed import is_writer
+
+    if is_writer():
+        yield run_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="skinpamper-process-") as scratch:
+        yield Path(scratch) / "run"

@@ -116,6 +116,9 @@ class TrainConfig:
     # XLA compilation (training.precision.resolve_jit_compile): "auto" is off on CPUs, where it was
     # measured 2.7x slower, and Keras's own choice on GPUs.
     xla: str = "auto"  # or "on" / "off"
+    # batch_size stays the global batch on several devices: each gets batch_size / devices images a
+    # step and the learning rate means what it does on one (training.devices).
+    devices: int = 1  # one machine's devices trained on together (MirroredStrategy); 1 is Keras's choice
     seed: int = 0  # one seed for split, initial weights, shuffling and augmentation
     split_seed: int | None = None  # the split's own seed when set: ensemble members share a split
     # Abstention (skinpamper.scoring.abstention), fitted on the validation split when training ends.
@@ -134,9 +137,14 @@ class TrainConfig:
         _check_choice("imbalance", self.imbalance, IMBALANCE)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("xla", self.xla, XLA)
-        for name in ("image_size", "epochs", "batch_size"):
+        for name in ("image_size", "epochs", "batch_size", "devices"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size % self.devices:
+            raise ConfigError(
+                f"batch_size {self.batch_size} does not split evenly over {self.devices} devices; "
+                f"choose a multiple of {self.devices}"
+            )
         if not 0.1 <= self.width <= 8:
             raise ConfigError(f"width must be between 0.1 and 8, got {self.width}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

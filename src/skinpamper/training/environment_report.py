@@ -16,18 +16,24 @@ from typing import Any
 
 import keras
 
+from skinpamper.errors import ConfigError
 from skinpamper.models.applications import BACKBONES, weights_cache_path
+from skinpamper.training.devices import CPU_DEVICES_ENV, split_host_cpu
 from skinpamper.training.precision import cpu_has_bf16, resolve_jit_compile, resolve_precision
 from skinpamper.training.run import environment_info
 
 # CPU instruction sets that decide float32 and bf16 speed (oneDNN picks its kernels by them).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-CPU_DEVICES_VARIABLE = "SKINPAMPER_CPU_DEVICES"
 
 
 def environment_report(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     """Everything `skinpamper env` prints, as JSON-ready data."""
     backend = keras.backend.backend()
+    try:
+        split_host_cpu()  # before anything asks the backend for devices, as `skinpamper train` does
+        unapplied = None
+    except ConfigError as exc:  # a diagnosis reports what it cannot change rather than failing
+        unapplied = str(exc)
     recorded = environment_info()  # what each run's environment.json records
     devices = _devices(backend)
     return {
@@ -45,7 +51,11 @@ def environment_report(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
         "precision_auto": resolve_precision("auto", cpuinfo),
         "jit_compile": _jit(backend, bool(devices["accelerators"])),
         "cpu": _cpu(cpuinfo),
-        "cpu_devices_variable": {"name": CPU_DEVICES_VARIABLE, "value": os.environ.get(CPU_DEVICES_VARIABLE)},
+        "cpu_devices_variable": {
+            "name": CPU_DEVICES_ENV,
+            "value": os.environ.get(CPU_DEVICES_ENV),
+            "not_applied": unapplied,
+        },
         "imagenet_weights": {
             name: _cached(weights_cache_path(backbone)) for name, backbone in BACKBONES.items()
         },
@@ -73,7 +83,8 @@ def format_environment_report(report: dict[str, Any]) -> str:
         f"XLA (jit_compile): {jit['setting']} -> {'on' if jit['xla'] else 'off'} ({jit['rule']})",
         f"CPU: {cpu['model']}, {cpu['cores']} cores usable; native bf16: {_yes(cpu['native_bf16'])}",
         f"CPU flags: {', '.join(cpu['flags']) or 'none of ' + ', '.join(CPU_FLAGS)}",
-        f"{variable['name']}: {variable['value'] if variable['value'] is not None else 'not set'}",
+        f"{variable['name']}: {variable['value'] if variable['value'] is not None else 'not set'}"
+        + (f" (not applied: {variable['not_applied']})" if variable["not_applied"] else ""),
         "ImageNet weights in the Keras cache:",
     ]
     for name, weights in report["imagenet_weights"].items():

@@ -96,13 +96,20 @@ def _epoch_draw(labels: np.ndarray, imbalance: str, seed: int) -> tuple[Callable
 
 
 def make_train_dataset(
-    images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int | None = None, start_epoch: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    seed: int | None = None,
+    start_epoch: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> TrainData:
     """An endless, augmented, prefetched stream of (x, y[, sample_weight]) from the training split only.
 
     `images` (uint8 N,H,W,3) and `labels` must be the training part alone; nothing else is visible to
     the stream. Sample weights are added for imbalance="class_weight". `start_epoch` > 0 resumes the
-    stream where an interrupted run left it.
+    stream where an interrupted run left it. `shard` (k, n) yields only the k-th of n equal slices of
+    each batch (the batch size must split evenly): what process k of n feeds when training across
+    processes, whose slices make up the global batch.
     """
     seed = config.seed if seed is None else seed
     labels = np.asarray(labels, dtype=np.int64)
@@ -113,6 +120,9 @@ def make_train_dataset(
     weights_t = tf.constant(class_weights(labels)) if config.imbalance == "class_weight" else None
     augment = make_augment(config.augment)
     run_seed = tf.constant([seed, 0], tf.int64)
+    part, parts = shard
+    if batch % parts:
+        raise ValueError(f"a batch of {batch} does not split into {parts} equal slices")
 
     @_plain
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
@@ -125,6 +135,7 @@ def make_train_dataset(
 
     @_plain
     def load(batch_seed: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        idx = idx[part * (batch // parts) : (part + 1) * (batch // parts)]
         x = tf.cast(tf.gather(images_t, idx), tf.float32)
         if augment is not None:
             x = augment(x, batch_seed)

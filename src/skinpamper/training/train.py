@@ -29,6 +29,8 @@ from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
 from skinpamper.training.config import TrainConfig
+from skinpamper.training.devices import check_devices, device_scope, placement_record
+from skinpamper.training.distributed import data_shard, single_process
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.training.pipeline import TrainData, make_eval_dataset, make_train_dataset
 from skinpamper.training.precision import (
@@ -68,8 +70,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
 
 
 def predict_probs(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Softmax outputs for uint8 images, unaugmented, in order."""
-    return model.predict(make_eval_dataset(images, EVAL_BATCH), verbose=0)
+    """Softmax outputs for uint8 images, unaugmented, in order (all of them, whatever the distribution)."""
+    with single_process():
+        return model.predict(make_eval_dataset(images, EVAL_BATCH), verbose=0)
 
 
 def _cross_entropy(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -148,6 +151,7 @@ class EpochRecorder(keras.callbacks.Callback):
 def _check_inputs(dataset: Dataset, split: Split, config: TrainConfig) -> None:
     """Refuse bad settings before a run folder is made, so a typo leaves nothing behind."""
     check_width(config.model, config.width)
+    check_devices(config.devices)
     check_image_size(config.model, config.image_size, config.width)
     side = config.image_size
     if dataset.image_size != (side, side):
@@ -162,7 +166,11 @@ def _check_inputs(dataset: Dataset, split: Split, config: TrainConfig) -> None:
 
 def _train_data(dataset: Dataset, split: Split, config: TrainConfig, start_epoch: int) -> TrainData:
     return make_train_dataset(
-        dataset.images[split.train], dataset.labels[split.train], config, start_epoch=start_epoch
+        dataset.images[split.train],
+        dataset.labels[split.train],
+        config,
+        start_epoch=start_epoch,
+        shard=data_shard(),
     )
 
 
@@ -212,22 +220,23 @@ def _fit_and_finish(
     state = run.state()
     if state.epoch < config.epochs and not state.stopped_early:
         data = _train_data(dataset, split, config, start_epoch=state.epoch)
-        if state.epoch:
-            with precision_scope(run.training_precision()):
-                model = run.load_model(LAST_MODEL)
-            restore_seed_states(model, state.seed_states)
-        else:
-            model = _new_model(config, data.steps_per_epoch, dataset.labels[split.train])
         recorder = EpochRecorder(run, dataset, split, config, state)
-        model.fit(
-            data.dataset,
-            epochs=config.epochs,
-            initial_epoch=state.epoch,
-            steps_per_epoch=data.steps_per_epoch,
-            callbacks=[recorder, *callbacks],
-            shuffle=False,
-            verbose=0,
-        )
+        with device_scope(config.devices):  # the model, its optimizer and its steps on every device
+            if state.epoch:
+                with precision_scope(run.training_precision()):
+                    model = run.load_model(LAST_MODEL)
+                restore_seed_states(model, state.seed_states)
+            else:
+                model = _new_model(config, data.steps_per_epoch, dataset.labels[split.train])
+            model.fit(
+                data.dataset,
+                epochs=config.epochs,
+                initial_epoch=state.epoch,
+                steps_per_epoch=data.steps_per_epoch,
+                callbacks=[recorder, *callbacks],
+                shuffle=False,
+                verbose=0,
+            )
         state = recorder.state
     write_scores(run, run.load_model(BEST_MODEL), dataset, split)
     run.write_state(dataclasses.replace(state, finished=True))
@@ -242,6 +251,7 @@ def write_metadata_model(run: Run, dataset: Dataset, split: Split) -> None:
         run.write_metadata_model(model)
 
 
+@single_process()  # each process scores the whole of val and test (only process 0 writes)
 def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -> dict[str, dict]:
     """metrics.json (val and test), calibration.json, and the OOD detector and abstention rules of the
     run's final `model`; returns the metrics."""
@@ -289,7 +299,9 @@ def train(
     run.write_split(split, dataset)
     run.write_dataset_info(dataset, split, config)
     run.write_environment(
-        precision=resolve_precision(config.precision), jit_compile=resolve_jit_compile(config.xla)
+        precision=resolve_precision(config.precision),
+        jit_compile=resolve_jit_compile(config.xla),
+        **placement_record(config.devices),
     )
     return _fit_and_finish(run, dataset, split, config, callbacks)
 
