@@ -26,6 +26,7 @@ from skinpamper.training.config import TrainConfig
 from skinpamper.training.run import BEST_MODEL, CONFIG, MEMBERS, Run, RunState
 from skinpamper.training.train import resume, train, write_metadata_model, write_scores
 
+TRAINING_RECORD = ("precision", "jit_compile", "strategy", "replicas", "processes", "devices")
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
 
@@ -81,7 +82,9 @@ def make_ensemble(run_dirs: Sequence[str | Path], out: str | Path, dataset: Data
     run.write_config(config)
     run.write_split(split, dataset)
     run.write_dataset_info(dataset, split, config)
-    run.write_environment(ensemble_of=len(runs))
+    # How the members were trained (precision, XLA, devices), as the first one recorded it.
+    trained = {key: value for key, value in runs[0].environment().items() if key in TRAINING_RECORD}
+    run.write_environment(ensemble_of=len(runs), **trained)
     members = [
         {"run": str(member.path), "seed": member.config().seed, "test": member.metrics()["test"]}
         for member in runs

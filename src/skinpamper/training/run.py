@@ -312,12 +312,16 @@ class Run:
         """environment.json: the software and hardware, plus how training used them (e.g. precision)."""
         write_json_atomic(self.file(ENVIRONMENT), {**environment_info(), **training})
 
+    def environment(self) -> dict[str, Any]:
+        """environment.json: the software and hardware, plus how training used them."""
+        return self._json(ENVIRONMENT)
+
     def training_precision(self) -> str:
         """The precision training ran in, as environment.json records it (float32 where it does not):
         a resumed run must load last.keras in it, else a float16 run loses its loss scaling."""
         from skinpamper.training.precision import POLICIES
 
-        recorded = self._json(ENVIRONMENT).get("precision", "float32")
+        recorded = self.environment().get("precision", "float32")
         if recorded not in POLICIES:
             raise self._damaged(ENVIRONMENT, f"precision {recorded!r} is none of {', '.join(POLICIES)}")
         return recorded
