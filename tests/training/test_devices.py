@@ -163,7 +163,10 @@ def _train(tmp_path: Path, *args: str, cpu_devices: int | None = None, **env: st
     return done.returncode, done.stderr
 
 
-def test_more_devices_than_the_machine_has_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+def test_more_devices_than_the_machine_has_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SKINPAMPER_CPU_DEVICES", raising=False)
     result = CliRunner().invoke(main, ["train", "--devices", "3", "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
     assert "Error: --devices 3: this machine has 1 CPU device(s)" in result.output

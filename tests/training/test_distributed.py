@@ -109,3 +109,17 @@ def test_distributed_on_tensorflow_points_to_devices(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1 and "--distributed needs the JAX backend" in result.output
     assert "use --devices" in result.output and not (tmp_path / "run").exists()
+
+
+def test_distributed_into_a_started_folder_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """Process 0 would resume while the others started afresh, and their collectives would not match."""
+    started = tmp_path / "run"
+    started.mkdir()
+    (started / "member-1").mkdir()
+    command = _train("--data", tmp_path / "nowhere", "--distributed", "--coordinator", "127.0.0.1:1")
+    command += ["--num-processes", "2", "--process-id", "0", "--out", str(started)]
+    done = subprocess.run(command, env=_jax_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {started}: not empty; --distributed starts new runs only"), last
+    assert [path.name for path in started.iterdir()] == ["member-1"]

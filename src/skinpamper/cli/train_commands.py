@@ -173,7 +173,7 @@ def train_command(
     from skinpamper.training.config import TrainConfig, load_config
     from skinpamper.training.devices import resolve_device_count, split_host_cpu
     from skinpamper.training.ensemble import train_ensemble
-    from skinpamper.training.run import Run, holds_run
+    from skinpamper.training.run import Run
     from skinpamper.training.train import resume, train
 
     split_host_cpu()  # before anything makes the backend set up its devices
@@ -202,8 +202,13 @@ def train_command(
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
         if cluster is not None:  # before any JAX computation, which would fix the devices of one process
-            if cluster.process_id == 0 and holds_run(run_dir):  # before the others wait on this process
-                raise ConfigError(f"{run_dir}: already holds a run; choose another output folder")
+            # A rerun into a started folder would have process 0 resume while the others start afresh
+            # (their records are private), and their collectives would no longer match.
+            if cluster.process_id == 0 and run_dir.exists() and any(run_dir.iterdir()):
+                raise ConfigError(
+                    f"{run_dir}: not empty; --distributed starts new runs only (continue an interrupted one "
+                    "on one machine: skinpamper train --resume, or this command without --distributed)"
+                )
             cluster_training.start(cluster, config.batch_size)
         with cluster_training.single_process():  # a build on this process's CPU, not across processes
             check_image_size(config.model, config.image_size, config.width)  # before the data is loaded
@@ -220,6 +225,8 @@ def train_command(
                     train(dataset, split, config, target, callbacks=progress)
         except KeyboardInterrupt:
             again = "run the same command again" if members > 1 else f"skinpamper train --resume {run_dir}"
+            if cluster is not None:
+                again += " on process 0's machine, without --distributed"
             click.echo(f"interrupted; finished epochs are kept: {again}", err=True)
             sys.exit(130)
         if not cluster_training.is_writer():

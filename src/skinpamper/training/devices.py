@@ -30,7 +30,7 @@ def requested_cpu_devices() -> int | None:
     value = os.environ.get(CPU_DEVICES_ENV, "").strip()
     if not value:
         return None
-    if not value.isdigit() or int(value) < 1:
+    if not value.isdecimal() or int(value) < 1:
         raise ConfigError(f"{CPU_DEVICES_ENV} must be a whole number of at least 1, got {value!r}")
     return int(value)
 
@@ -92,7 +92,7 @@ def resolve_device_count(setting: str | int) -> int:
     found = available_devices()
     if str(setting) == "all":
         return len(found)
-    count = int(setting) if str(setting).isdigit() else 0
+    count = int(setting) if str(setting).isdecimal() else 0
     if count < 1:
         raise ConfigError(f"--devices must be 'all' or a whole number of at least 1, got {setting!r}")
     if count > len(found):

@@ -65,12 +65,12 @@ def resolve_cluster(coordinator: str | None, num_processes: int | None, process_
         )
     address = _setting("coordinator", coordinator).split(",")[0]
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdecimal():
         raise ConfigError(f"--coordinator must be host:port (process 0's address), got {address!r}")
     counts = {}
     for name, given in (("num_processes", num_processes), ("process_id", process_id)):
         value = _setting(name, given)
-        if not value.isdigit():
+        if not value.isdecimal():
             raise ConfigError(f"{FLAGS[name]} must be a whole number, got {value!r}")
         counts[name] = int(value)
     if counts["num_processes"] < 1 or counts["process_id"] >= counts["num_processes"]:

@@ -18,6 +18,7 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
 from skinpamper.classes import NUM_CLASSES
+from skinpamper.errors import ConfigError
 from skinpamper.training.augment import make_augment
 from skinpamper.training.config import TrainConfig
 
@@ -122,7 +123,10 @@ def make_train_dataset(
     run_seed = tf.constant([seed, 0], tf.int64)
     part, parts = shard
     if batch % parts:
-        raise ValueError(f"a batch of {batch} does not split into {parts} equal slices")
+        raise ConfigError(
+            f"batch_size: a batch of {batch} images (the training split holds {length}) does not split "
+            f"into {parts} equal slices, one per process"
+        )
 
     @_plain
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
@@ -137,8 +141,8 @@ def make_train_dataset(
     def load(batch_seed: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, ...]:
         idx = idx[part * (batch // parts) : (part + 1) * (batch // parts)]
         x = tf.cast(tf.gather(images_t, idx), tf.float32)
-        if augment is not None:
-            x = augment(x, batch_seed)
+        if augment is not None:  # each process its own draws: the same seed would repeat them per slice
+            x = augment(x, batch_seed if parts == 1 else fold_in(batch_seed, part))
         y = tf.gather(labels_t, idx)
         return (x, y) if weights_t is None else (x, y, tf.gather(weights_t, y))
 

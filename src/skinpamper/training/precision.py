@@ -20,7 +20,6 @@ import keras
 BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # instruction sets with native bfloat16 arithmetic
 BF16_GPU_CAPABILITY = (8, 0)  # Ampere: the first NVIDIA GPUs with bfloat16 tensor cores
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-XLA_SETTINGS = ("auto", "on", "off")
 
 
 class Accelerator(NamedTuple):
