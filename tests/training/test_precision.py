@@ -71,7 +71,9 @@ def test_bf16_training_saves_a_float32_model_with_the_same_predictions(model: st
     best, last = run.load_model(), run.load_model(LAST_MODEL)
     assert {layer.compute_dtype for layer in best.layers} == {"float32"}
     assert "bfloat16" in {layer.compute_dtype for layer in last.layers}  # resume continues in bf16
-    assert '"precision": "bfloat16"' in run.file("environment.json").read_text()
+    environment = run.environment()
+    assert environment["precision"] == "bfloat16"
+    assert environment["xla"] == "auto" and environment["jit_compile"] is False  # what Keras ran
     probs = predict_probs(best, dataset.images[:16])
     assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     # One epoch, best = last: the float32 copy has the bf16 model's weights, so the two nearly agree.

@@ -26,7 +26,7 @@ from skinpamper.training.config import TrainConfig
 from skinpamper.training.run import BEST_MODEL, CONFIG, MEMBERS, Run, RunState
 from skinpamper.training.train import resume, train, write_metadata_model, write_scores
 
-TRAINING_RECORD = ("precision", "jit_compile", "strategy", "replicas", "processes", "devices")
+TRAINING_RECORD = ("precision", "xla", "jit_compile", "strategy", "replicas", "processes", "devices")
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
 

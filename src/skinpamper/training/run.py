@@ -312,6 +312,10 @@ class Run:
         """environment.json: the software and hardware, plus how training used them (e.g. precision)."""
         write_json_atomic(self.file(ENVIRONMENT), {**environment_info(), **training})
 
+    def add_to_environment(self, **training: Any) -> None:
+        """Add what is only known once the model is compiled (e.g. whether Keras chose XLA)."""
+        write_json_atomic(self.file(ENVIRONMENT), {**self.environment(), **training})
+
     def environment(self) -> dict[str, Any]:
         """environment.json: the software and hardware, plus how training used them."""
         return self._json(ENVIRONMENT)

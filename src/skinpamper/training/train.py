@@ -228,6 +228,8 @@ def _fit_and_finish(
                 restore_seed_states(model, state.seed_states)
             else:
                 model = _new_model(config, data.steps_per_epoch, dataset.labels[split.train])
+                # What Keras resolved: "auto" on a GPU is XLA, except under a tf.distribute strategy.
+                run.add_to_environment(jit_compile=bool(model.jit_compile))
             model.fit(
                 data.dataset,
                 epochs=config.epochs,
@@ -299,9 +301,7 @@ def train(
     run.write_split(split, dataset)
     run.write_dataset_info(dataset, split, config)
     run.write_environment(
-        precision=resolve_precision(config.precision),
-        jit_compile=resolve_jit_compile(config.xla),
-        **placement_record(config.devices),
+        precision=resolve_precision(config.precision), xla=config.xla, **placement_record(config.devices)
     )
     return _fit_and_finish(run, dataset, split, config, callbacks)
 
