@@ -19,7 +19,7 @@ import keras
 from skinpamper.errors import ConfigError
 from skinpamper.models.applications import BACKBONES, weights_cache_path
 from skinpamper.training.devices import CPU_DEVICES_ENV, split_host_cpu
-from skinpamper.training.precision import cpu_has_bf16, resolve_jit_compile, resolve_precision
+from skinpamper.training.precision import BF16_CPU_FLAGS, resolve_jit_compile, resolve_precision
 from skinpamper.training.run import environment_info
 
 # CPU instruction sets that decide float32 and bf16 speed (oneDNN picks its kernels by them).
@@ -178,5 +178,5 @@ def _cpu(cpuinfo: Path) -> dict[str, Any]:
         "model": fields.get("model name", "unknown"),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "flags": [flag for flag in CPU_FLAGS if flag in flags],
-        "native_bf16": cpu_has_bf16(cpuinfo),
+        "native_bf16": bool(BF16_CPU_FLAGS & flags),  # cpu_has_bf16's rule, without reading the file again
     }
