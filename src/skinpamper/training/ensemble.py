@@ -30,10 +30,20 @@ TRAINING_RECORD = ("precision", "xla", "jit_compile", "strategy", "replicas", "p
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
 
+def _member(model: keras.Model, image_size: int, name: str) -> keras.Model:
+    """`model` called on an input of its own and wrapped under `name`.
+
+    A loaded model may be functional or Sequential (the seed CNN), and a loaded Sequential has no
+    `.input` until it is called, so the member is built by calling it rather than by reading its graph.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name=f"{name}_image")
+    return keras.Model(inputs, model(inputs), name=name)
+
+
 def average_models(models: Sequence[keras.Model], image_size: int) -> keras.Model:
     """A model whose output is the mean of `models`' softmax outputs, each kept whole inside it."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    named = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(models, 1)]
+    named = [_member(model, image_size, f"member_{i}") for i, model in enumerate(models, 1)]
     outputs = [member(inputs) for member in named]
     mean = layers.Average(dtype="float32", name="predictions")(outputs)
     return keras.Model(inputs, mean, name="ensemble")
