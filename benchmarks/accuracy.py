@@ -76,6 +76,10 @@ RECIPES: dict[str, dict] = {
     # The logit-adjusted loss instead of class weights (training.losses); alone and as three members.
     "compact-28-la": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust"},
     "compact-28-la-ens3": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust", "members": 3},
+    # ImageNet-pretrained EfficientNet-Lite0 fine-tuned with its own defaults (training.config's
+    # MODEL_DEFAULTS: head first, then the network, early stages frozen), one model, at four sizes.
+    # The shared JPEGs are 200x150: above 150 px the images are upsampled.
+    **{f"lite0-{size}": {"model": "efficientnet_lite0", "image_size": size} for size in (96, 128, 160, 192)},
 }
 
 
@@ -89,14 +93,14 @@ def run_recipe(path: Path, name: str, seed: int, keep: Path | None) -> dict:
     from skinpamper.data.load import load_dataset
     from skinpamper.data.splits import split_dataset
     from skinpamper.evaluation.evaluate import evaluate
-    from skinpamper.training.config import TrainConfig
+    from skinpamper.training.config import resolve_config
     from skinpamper.training.ensemble import train_ensemble
     from skinpamper.training.run import Run
     from skinpamper.training.train import train, write_metadata_model, write_scores
 
     recipe = dict(RECIPES[name])
     members = recipe.pop("members", 1)
-    config = TrainConfig().replace(**recipe, seed=seed, data_path=str(path))
+    config = resolve_config(**recipe, seed=seed, data_path=str(path))
     dataset = load_dataset(path, size=config.image_size, fit=config.fit)
     folder = (keep or Path(tempfile.mkdtemp())) / f"{name}-seed{seed}"
     if not (folder / "metrics.json").exists():
@@ -120,6 +124,8 @@ def run_recipe(path: Path, name: str, seed: int, keep: Path | None) -> dict:
         "tta_balanced_accuracy": scored.metrics_tta["balanced_accuracy"],
         "metadata_balanced_accuracy": metrics["with_metadata"]["test"]["balanced_accuracy"],
         "tta_metadata_balanced_accuracy": scored.metrics_metadata["balanced_accuracy"],
+        "ok_share": metrics["abstention"]["test"]["shares"]["ok"],
+        "ok_balanced_accuracy": metrics["abstention"]["test"]["balanced_accuracy_ok"],
     }
 
 
@@ -137,8 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     header = (
         "| recipe | accuracy | balanced acc | with TTA | with metadata | TTA + metadata | macro AUC | "
-        + " | ".join(CODES)
-        + " | minutes |"
+        "answered ok | bal acc of ok | " + " | ".join(CODES) + " | minutes |"
     )
     rows = []
     for name in args.recipes:
@@ -148,7 +153,8 @@ def main() -> None:
                 f"{name} seed {seed}: bal acc {r['balanced_accuracy']:.3f} acc {r['accuracy']:.3f} "
                 f"auc {r['macro_auc']:.3f} tta bal acc {r['tta_balanced_accuracy']:.3f} "
                 f"with metadata {r['metadata_balanced_accuracy']:.3f} "
-                f"tta + metadata {r['tta_metadata_balanced_accuracy']:.3f} in {r['minutes']:.1f} min",
+                f"tta + metadata {r['tta_metadata_balanced_accuracy']:.3f} ok {r['ok_share']:.1%} "
+                f"(bal acc {r['ok_balanced_accuracy']:.3f}) in {r['minutes']:.1f} min",
                 flush=True,
             )
         keys = (
@@ -158,13 +164,15 @@ def main() -> None:
             "metadata_balanced_accuracy",
             "tta_metadata_balanced_accuracy",
             "macro_auc",
+            "ok_share",
+            "ok_balanced_accuracy",
         )
         cells = [spread([r[key] for r in results]) for key in keys]
         cells += [spread([r["per_class_recall"][c] for r in results]) for c in CODES]
         cells.append(spread([r["minutes"] for r in results]))
         rows.append(f"| {name} ({len(results)} seeds) | " + " | ".join(cells) + " |")
     print(header)
-    print("|" + " --- |" * (len(CODES) + 8))
+    print("|" + " --- |" * (len(CODES) + 10))
     print("\n".join(rows))
 
 

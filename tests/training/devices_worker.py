@@ -29,7 +29,7 @@ from skinpamper.training.train import resume, train
 from synthetic import tiny_dataset
 
 
-@register_model("tiny_dense", default_size=8, description="test only: no BatchNorm, no dropout")
+@register_model("tiny_dense", default_size=8, min_size=1, description="test only: no BatchNorm, no dropout")
 def build_tiny_dense(image_size: int = 8, **_: object) -> keras.Model:
     """A model whose step on 2 replicas is, in exact arithmetic, the step on one device: BatchNorm
     (statistics per replica) and dropout (masks per replica) would make them differ by design."""

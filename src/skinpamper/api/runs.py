@@ -19,7 +19,7 @@ from skinpamper.data.splits import Split, split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
 from skinpamper.reports.run_files import read_history, read_json
-from skinpamper.training.config import MEMBERS, TrainConfig, load_config
+from skinpamper.training.config import MEMBERS, resolve_config
 
 PARTS = ("val", "test")
 
@@ -149,7 +149,7 @@ def train(
     settings.setdefault("image_size", dataset.image_size[0])
     # Absolute, so that `skinpamper train --resume` and `evaluate` find the data from any folder.
     settings.setdefault("data_path", str(Path(dataset.source).resolve()))
-    resolved = (load_config(config) if config else TrainConfig()).replace(**settings)
+    resolved = resolve_config(config, **settings)
     folder = Path(out or f"runs/{resolved.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     count = MEMBERS if members is None else members
     if count < 1:

@@ -170,7 +170,7 @@ def train_command(
     from skinpamper.models import check_image_size
     from skinpamper.progress import TqdmProgress
     from skinpamper.training import distributed as cluster_training
-    from skinpamper.training.config import TrainConfig, load_config
+    from skinpamper.training.config import resolve_config
     from skinpamper.training.devices import resolve_device_count, split_host_cpu
     from skinpamper.training.ensemble import train_ensemble
     from skinpamper.training.run import Run
@@ -193,11 +193,10 @@ def train_command(
         dataset = load_data(data or run.data_path(), config.image_size, config.data_format, config.fit)
         run_dir = resume(resume_dir, dataset, callbacks=[TqdmProgress()])
     else:
-        config = load_config(config_file) if config_file else TrainConfig()
         enabled = None if no_augment is None else not no_augment
         pretrained = None if no_pretrained is None else not no_pretrained
-        config = config.replace(
-            data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
+        config = resolve_config(
+            config_file, data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
         )
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -211,7 +210,7 @@ def train_command(
                 )
             cluster_training.start(cluster, config.batch_size)
         with cluster_training.single_process():  # a build on this process's CPU, not across processes
-            check_image_size(config.model, config.image_size, config.width)  # before the data is loaded
+            check_image_size(config.model, config.image_size)  # before the data is loaded
         dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
         split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.effective_split_seed)
         if split.note and cluster_training.is_writer():

@@ -6,6 +6,7 @@ from skinpamper.models.registry import (
     create_model,
     get_model_info,
     list_models,
+    prepare_weights,
     register_model,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "create_model",
     "get_model_info",
     "list_models",
+    "prepare_weights",
     "register_model",
 ]

@@ -22,7 +22,7 @@ import keras
 from keras import layers
 
 from skinpamper.errors import ConfigError
-from skinpamper.models.registry import register_model
+from skinpamper.models.registry import WeightsSource, register_model
 
 MIN_SIZE = 32  # the smallest input keras.applications accepts for these backbones
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)  # keras.applications.resnet50.preprocess_input's means
@@ -82,12 +82,19 @@ def _fetch_weights(backbone: Backbone) -> None:
         ) from exc
 
 
+def _imagenet(name: str) -> WeightsSource:
+    return WeightsSource(
+        "ImageNet, downloaded by Keras at run time into its cache",
+        "Apache-2.0 (Keras)",
+        False,
+        lambda: _fetch_weights(BACKBONES[name]),
+    )
+
+
 def build_application(
     name: str, image_size: int, num_classes: int, weights: str | None, dropout: float
 ) -> keras.Model:
     """Backbone `name` (global-average pooled) -> Dropout -> Dense softmax."""
-    if image_size < MIN_SIZE:
-        raise ConfigError(f"{name} needs image_size of at least {MIN_SIZE} px, got {image_size}")
     if weights not in ("imagenet", None):
         raise ConfigError(f"{name}: weights must be 'imagenet' or None, got {weights!r}")
     backbone = BACKBONES[name]
@@ -109,7 +116,14 @@ def build_application(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model("efficientnet_b0", default_size=224, description="EfficientNetB0, ImageNet weights")
+@register_model(
+    "efficientnet_b0",
+    default_size=224,
+    min_size=MIN_SIZE,
+    description="EfficientNetB0, ImageNet weights (downloaded at run time)",
+    preprocessing="the keras.applications backbone's own (inside it)",
+    weights=_imagenet("efficientnet_b0"),
+)
 def build_efficientnet_b0(
     image_size: int = 224, num_classes: int = 7, weights: str | None = "imagenet", dropout: float = 0.2
 ) -> keras.Model:
@@ -117,7 +131,14 @@ def build_efficientnet_b0(
     return build_application("efficientnet_b0", image_size, num_classes, weights, dropout)
 
 
-@register_model("resnet50", default_size=224, description="ResNet50, ImageNet weights")
+@register_model(
+    "resnet50",
+    default_size=224,
+    min_size=MIN_SIZE,
+    description="ResNet50, ImageNet weights (downloaded at run time)",
+    preprocessing="(x - ImageNet mean), BGR-trained first layer flipped to RGB",
+    weights=_imagenet("resnet50"),
+)
 def build_resnet50(
     image_size: int = 224, num_classes: int = 7, weights: str | None = "imagenet", dropout: float = 0.2
 ) -> keras.Model:
@@ -125,7 +146,14 @@ def build_resnet50(
     return build_application("resnet50", image_size, num_classes, weights, dropout)
 
 
-@register_model("mobilenet_v3_small", default_size=224, description="MobileNetV3Small, ImageNet weights")
+@register_model(
+    "mobilenet_v3_small",
+    default_size=224,
+    min_size=MIN_SIZE,
+    description="MobileNetV3Small, ImageNet weights (downloaded at run time)",
+    preprocessing="the keras.applications backbone's own (inside it)",
+    weights=_imagenet("mobilenet_v3_small"),
+)
 def build_mobilenet_v3_small(
     image_size: int = 224, num_classes: int = 7, weights: str | None = "imagenet", dropout: float = 0.2
 ) -> keras.Model:

@@ -66,6 +66,8 @@ def _stages_and_head(
 @register_model(
     "compact_cnn",
     default_size=28,
+    min_size=8,
+    takes_width=True,
     description="VGG-style CNN for 28-64 px: 3x3 conv pairs, 32-256 channels, global pooling",
 )
 def build_compact_cnn(
@@ -81,6 +83,8 @@ def build_compact_cnn(
 @register_model(
     "patch_cnn",
     default_size=64,
+    min_size=16,
+    takes_width=True,
     description="compact_cnn behind a 2x2 stride-2 patch stem, for 56-64 px at 0.1 GFLOPs",
 )
 def build_patch_cnn(

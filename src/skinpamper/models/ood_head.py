@@ -17,37 +17,42 @@ from skinpamper.models.features import feature_model
 
 @keras.saving.register_keras_serializable(package="skinpamper")
 class NearestCentreDistance(layers.Layer):
-    """features (N, D) -> min over classes c of ||features @ projection_c - centre_c||², shape (N,)."""
+    """features (N, D) -> min over classes c of ||features @ projection_c - centre_c||², shape (N,),
+    each projection D x K (K = D unless the detector reduced wide features to K components)."""
 
-    def __init__(self, dimensions: int, centres: int, **kwargs: object) -> None:
+    def __init__(
+        self, dimensions: int, centres: int, components: int | None = None, **kwargs: object
+    ) -> None:
         super().__init__(dtype="float32", **kwargs)
         self.dimensions, self.count = dimensions, centres
-        # (D, C * D): every class's projection side by side, so one matrix product projects for all
+        self.components = components or dimensions  # saved before reduction existed: square projections
+        # (D, C * K): every class's projection side by side, so one matrix product projects for all
         self.projection = self.add_weight(
-            shape=(dimensions, centres * dimensions), trainable=False, name="projection"
+            shape=(dimensions, centres * self.components), trainable=False, name="projection"
         )
-        self.centres = self.add_weight(shape=(centres * dimensions,), trainable=False, name="centres")
+        self.centres = self.add_weight(shape=(centres * self.components,), trainable=False, name="centres")
 
     def call(self, features: keras.KerasTensor) -> keras.KerasTensor:
         projected = ops.matmul(ops.cast(features, "float32"), self.projection) - self.centres
-        squared = ops.reshape(ops.square(projected), (-1, self.count, self.dimensions))
+        squared = ops.reshape(ops.square(projected), (-1, self.count, self.components))
         return ops.min(ops.sum(squared, axis=2), axis=1)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "dimensions": self.dimensions, "centres": self.count}
+        config = {"dimensions": self.dimensions, "centres": self.count, "components": self.components}
+        return {**super().get_config(), **config}
 
 
 def with_ood_score(model: keras.Model, centres: np.ndarray, projections: np.ndarray) -> keras.Model:
     """images -> [probabilities, ood_score]: `model` unchanged, plus the detector on its features.
 
-    `centres` (C, D) and `projections` (C, D, D) as `skinpamper.scoring.ood.OODDetector` holds them.
+    `centres` (C, K) and `projections` (C, D, K) as `skinpamper.scoring.ood.OODDetector` holds them.
     """
     features = feature_model(model)
     inputs = keras.Input(model.input_shape[1:], name="images")
     probabilities, pooled = features(inputs)
-    count, dims = centres.shape
-    distance = NearestCentreDistance(dims, count, name="ood_score")
+    count, dims, components = projections.shape
+    distance = NearestCentreDistance(dims, count, components, name="ood_score")
     score = distance(pooled)
-    side_by_side = np.transpose(projections, (1, 0, 2)).reshape(dims, count * dims)
+    side_by_side = np.transpose(projections, (1, 0, 2)).reshape(dims, count * components)
     distance.set_weights([side_by_side.astype(np.float32), centres.reshape(-1).astype(np.float32)])
     return keras.Model(inputs, [probabilities, score], name=f"{model.name}_with_ood")

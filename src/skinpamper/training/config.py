@@ -35,6 +35,24 @@ XLA = ("auto", "on", "off")
 # gain of anything tried; on HAM10000's held-out lesions 0.660 against 0.676, within one seed's noise
 # (0.65 ± 0.01 over three splits). Three members take about 12 minutes on 2 AMX cores in bf16.
 MEMBERS = 3
+# A model's own defaults, applied over the ones in TrainConfig when it is chosen; a TOML file and flags
+# still override them (resolve_config). Pretrained EfficientNet-Lite fine-tunes at 128 px: HAM10000's
+# shared JPEGs are 200x150, so 128 px is the largest square that never upsamples them (160 and 192
+# would invent detail); larger photos (the originals are 600x450) suit 192-260 px. The head learns
+# for one epoch, then the network for seven more (issue #22's first measured recipe ran 8 epochs);
+# flips, 90-degree turns, some zoom and colour jitter suit dermoscopy at this size.
+_FINETUNE = {
+    "image_size": 128,
+    "epochs": 8,
+    "learning_rate": 1e-3,
+    "frozen_stages": 3,
+    "augment": {"zoom": 0.1, "brightness": 0.1, "contrast": 0.1, "saturation": 0.1},
+}
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "efficientnet_lite0": _FINETUNE,
+    "efficientnet_lite1": _FINETUNE,
+    "efficientnet_lite2": _FINETUNE,
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,12 @@ class TrainConfig:
     # "uncertain" below the confidence at which validation balanced accuracy reaches this level: 28 px
     # models score about 0.65 on everything, and keeping the ~70% they are surest of reaches 0.70.
     abstention_target: float = 0.70  # validation balanced accuracy of the images answered "ok"
+    # Fine-tuning a pretrained backbone (training.finetune); models trained from scratch ignore these.
+    head_epochs: float = 1.0  # the new head learns alone first: a random head would wreck pretrained weights
+    # The backbone then learns at half the head's rate: 5e-4 under the recipe's 1e-3, the rate at which
+    # a first untuned EfficientNet-Lite0 run (issue #22) matched three scratch models at 128 px.
+    backbone_lr_scale: float = 0.5
+    frozen_stages: int = 0  # the stem and this many more stages of the backbone never train (0: none)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -149,9 +173,11 @@ class TrainConfig:
             raise ConfigError(f"width must be between 0.1 and 8, got {self.width}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        for name in ("warmup_epochs", "weight_decay", "patience"):
+        for name in ("warmup_epochs", "weight_decay", "patience", "head_epochs", "frozen_stages"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.backbone_lr_scale <= 1:
+            raise ConfigError(f"backbone_lr_scale must be in [0, 1], got {self.backbone_lr_scale}")
         if not 0.5 <= self.ood_keep < 1:
             raise ConfigError(f"ood_keep must be in [0.5, 1), got {self.ood_keep}")
         if not 0 < self.abstention_target <= 1:
@@ -246,6 +272,15 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
         values[name] = _coerce(prefix + name, value, default, source)
     return cls(**values)
+
+
+def resolve_config(path: str | Path | None = None, **settings: Any) -> TrainConfig:
+    """The defaults, then the chosen model's own (MODEL_DEFAULTS), then a TOML file, then `settings`
+    (None values skipped): what `skinpamper train` and `skinpamper.train` both use."""
+    from_file = load_config(path) if path else None
+    model = settings.get("model") or (from_file.model if from_file else TrainConfig.model)
+    base = TrainConfig(model=model).replace(**MODEL_DEFAULTS.get(model, {}))
+    return (load_config(path, base) if path else base).replace(**settings)
 
 
 def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:

@@ -343,6 +343,7 @@ class Run:
     def load_model(self, name: str = BEST_MODEL) -> keras.Model:
         """A saved model; registered custom models and losses are imported first so they deserialise
         (model.keras keeps its compiled loss, e.g. a logit-adjusted one)."""
+        import skinpamper.training.finetune
         import skinpamper.training.losses  # noqa: F401 (registers LogitAdjustedCrossEntropy with Keras)
         from skinpamper.models import list_models
 

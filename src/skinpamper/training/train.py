@@ -24,13 +24,14 @@ from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
-from skinpamper.models import check_image_size, check_width, create_model
+from skinpamper.models import check_image_size, check_width, create_model, prepare_weights
 from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.devices import check_devices, device_scope, placement_record
 from skinpamper.training.distributed import data_shard, single_process
+from skinpamper.training.finetune import finetune_optimizer, freeze_for_finetuning, uses_finetuning
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.training.pipeline import TrainData, make_eval_dataset, make_train_dataset
 from skinpamper.training.precision import (
@@ -55,7 +56,8 @@ EVAL_BATCH = 256  # inference only: larger batches are faster and do not change 
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam (decoupled weight decay when set) with linear warm-up then cosine decay to zero."""
+    """Adam (decoupled weight decay when set) with linear warm-up then cosine decay to zero; for a
+    pretrained backbone, the fine-tuning Adam that trains the head first (training.finetune)."""
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
     if config.schedule == "cosine":
         total = config.epochs * steps_per_epoch
@@ -66,6 +68,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
             warmup_target=config.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    if uses_finetuning(config):
+        return finetune_optimizer(config, learning_rate, steps_per_epoch)
     return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=config.weight_decay or None)
 
 
@@ -152,7 +156,9 @@ def _check_inputs(dataset: Dataset, split: Split, config: TrainConfig) -> None:
     """Refuse bad settings before a run folder is made, so a typo leaves nothing behind."""
     check_width(config.model, config.width)
     check_devices(config.devices)
-    check_image_size(config.model, config.image_size, config.width)
+    check_image_size(config.model, config.image_size)
+    if config.pretrained:
+        prepare_weights(config.model)
     side = config.image_size
     if dataset.image_size != (side, side):
         raise ConfigError(
@@ -194,6 +200,8 @@ def make_loss(config: TrainConfig, train_labels: np.ndarray) -> keras.losses.Los
 def _new_model(config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarray) -> keras.Model:
     with precision_scope(resolve_precision(config.precision)):
         model = _build(config)
+    if uses_finetuning(config):
+        freeze_for_finetuning(model, config)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=make_loss(config, train_labels),
