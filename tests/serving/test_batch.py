@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -168,3 +169,22 @@ def test_options_that_need_out_or_ray_are_refused(archive: list[Path]) -> None:
     )
     uri = runner.invoke(main, ["predict", str(MODEL), "s3://bucket/photos"])
     assert uri.exit_code == 2 and "URIs are read by --engine ray only" in uri.output
+
+
+def test_a_second_job_on_the_same_output_refuses_and_the_first_completes(
+    predictor: Predictor, archive: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.parquet"
+    second = []
+
+    def start_another(done: int, total: int) -> None:
+        if not second:  # while the first job holds the output, halfway through its parts
+            args = ["predict", str(MODEL), str(archive[0]), "--out", str(out), "--resume"]
+            second.append(CliRunner().invoke(main, args))
+            assert sorted(p.name for p in (tmp_path / ".scores.parquet.parts").iterdir()) == ["job.json"]
+
+    summary = score_files(predictor, archive, out, batch_size=32, progress=start_another)
+    assert second[0].exit_code == 1
+    assert second[0].output == f"Error: {out}: in use by pid {os.getpid()}\n"
+    assert summary.scored + summary.failed == len(archive) == len(pd.read_parquet(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no parts, no lock file left

@@ -161,19 +161,19 @@ def score_files(
     """
     start = time.perf_counter()
     patients.check(predictor)  # before the output's parts folder exists
-    scores = ScoreFile(out, predictor.card.model_id, resume)
-    todo = [path for path in paths if str(path) not in scores.done]
-    rows: list[dict[str, Any]] = []
-    scored = failed = 0
-    for names, results in stream_predictions(predictor, todo, batch_size, workers, patients):
-        rows += result_rows(results, names, predictor.card.model_id)
-        failed += sum(isinstance(result, ImageError) for result in results)
-        scored += len(results)
-        if len(rows) >= CHUNK_ROWS:
-            scores.write(rows)
-            rows = []
-        if progress is not None:
-            progress(scored, len(todo))
-    scores.write(rows)
-    scores.finish()
+    with ScoreFile(out, predictor.card.model_id, resume) as scores:
+        todo = [path for path in paths if str(path) not in scores.done]
+        rows: list[dict[str, Any]] = []
+        scored = failed = 0
+        for names, results in stream_predictions(predictor, todo, batch_size, workers, patients):
+            rows += result_rows(results, names, predictor.card.model_id)
+            failed += sum(isinstance(result, ImageError) for result in results)
+            scored += len(results)
+            if len(rows) >= CHUNK_ROWS:
+                scores.write(rows)
+                rows = []
+            if progress is not None:
+                progress(scored, len(todo))
+        scores.write(rows)
+        scores.finish()
     return JobSummary(scored - failed, failed, len(paths) - len(todo), time.perf_counter() - start)

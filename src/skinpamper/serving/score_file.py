@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from skinpamper.atomic import replace_into, write_json_atomic
 from skinpamper.errors import ConfigError, DataError
+from skinpamper.locks import OutputLock
 from skinpamper.serving.rows import ERROR, IMAGE, MODEL_ID
 
 SUFFIXES = (".csv", ".parquet")
@@ -40,12 +41,34 @@ def parts_folder(out: Path) -> Path:
 
 
 class ScoreFile:
-    """The output of one scoring job: `done` says which images to skip; `write` then `finish`."""
+    """The output of one scoring job: `done` says which images to skip; `write` then `finish`.
+
+    The job holds the output's lock from here until `finish` or `close` (or its process ends): a
+    second job on the same output refuses before it reads or writes anything.
+    """
 
     def __init__(self, out: str | Path, model_id: str, resume: bool = False) -> None:
         self.out, self.model_id = Path(out), model_id
         self.parts = parts_folder(self.out)
         _check_target(self.out)
+        self.lock = OutputLock(self.out)
+        try:
+            self._open(resume)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def __enter__(self) -> ScoreFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the next job in; the parts written so far stay for a --resume."""
+        self.lock.release()
+
+    def _open(self, resume: bool) -> None:
         if not resume and any(self.parts.glob("*.parquet")):
             raise ConfigError(
                 f"{self.out}: an unfinished job's rows are in {self.parts}; add --resume to keep them, "
@@ -58,7 +81,7 @@ class ScoreFile:
         for table in self._old_tables():
             self.done.update(table.column(IMAGE).to_pylist())
         self.parts.mkdir(exist_ok=True)
-        write_json_atomic(self.parts / JOB_FILE, {MODEL_ID: model_id, "out": self.out.name})
+        write_json_atomic(self.parts / JOB_FILE, {MODEL_ID: self.model_id, "out": self.out.name})
         self._next = len(self.old_parts)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -85,6 +108,7 @@ class ScoreFile:
             names = list(dict.fromkeys(name for s in schemas for name in s.names))
             replace_into(self.out, lambda path: _write_csv(path, names, tables))
         shutil.rmtree(self.parts)
+        self.close()
 
     def _old_tables(self) -> Iterator[pa.Table]:
         """The successful rows of the previous output and of earlier runs' parts."""
