@@ -162,7 +162,7 @@ def score_files(
     start = time.perf_counter()
     patients.check(predictor)  # before the output's parts folder exists
     with ScoreFile(out, predictor.card.model_id, resume) as scores:
-        todo = [path for path in paths if str(path) not in scores.done]
+        todo = [path for path in paths if not scores.has(str(path))]
         rows: list[dict[str, Any]] = []
         scored = failed = 0
         for names, results in stream_predictions(predictor, todo, batch_size, workers, patients):

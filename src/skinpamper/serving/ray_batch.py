@@ -127,7 +127,7 @@ def score_with_ray(
     with ScoreFile(out, card.model_id, resume) as scores:
         uris = [str(s) for s in sources if is_uri(str(s))]
         local = [str(s) for s in sources if not is_uri(str(s))]
-        todo = [name for name in local if name not in scores.done]
+        todo = [name for name in local if not scores.has(name)]
         # Datasets copy the context when made, so set it first.
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows in the order given, as the local engine
