@@ -188,3 +188,14 @@ def test_a_second_job_on_the_same_output_refuses_and_the_first_completes(
     assert second[0].output == f"Error: {out}: in use by pid {os.getpid()}\n"
     assert summary.scored + summary.failed == len(archive) == len(pd.read_parquet(out))
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no parts, no lock file left
+
+
+def test_a_fifo_given_as_an_image_is_an_error_row_not_a_hang(archive: list[Path], tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    out = tmp_path / "scores.csv"
+    args = ["predict", str(MODEL), str(archive[0]), str(fifo), "--no-tta", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert rows["error"].tolist() == ["", f"{fifo}: a FIFO, not a regular file"]
