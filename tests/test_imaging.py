@@ -111,6 +111,17 @@ def _capture(outcome: list[BaseException], function, *args) -> None:
         outcome.append(exc)
 
 
+def test_padding_a_one_pixel_wide_strip_never_builds_its_square(tmp_path: Path) -> None:
+    strip = Image.new("L", (1, 20_000_000), 255)
+    strip.paste(0, (0, 10_000_000, 1, 20_000_000))  # the lower half black
+    path = tmp_path / "strip.png"
+    strip.save(path, compress_level=1)
+    padded = load_image(path, 28, fit="pad")
+    assert padded.shape == (28, 28, 3)
+    column = padded[:, 13, 0]  # a 1-pixel line, white above black, on a grey border-coloured canvas
+    assert column[:13].min() > 200 and column[15:].max() < 50 and abs(int(padded[14, 2, 0]) - 128) <= 1
+
+
 def test_pillows_own_bomb_limit_is_too_large_not_corrupt() -> None:
     # Over twice Pillow's MAX_IMAGE_PIXELS it refuses at open; that is a size, not damage.
     huge = encode(Image.new("1", (20_000, 20_000)), "PNG")

@@ -153,23 +153,40 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def fit_square(image: Image.Image, size: int, fit: Fit = "squash") -> np.ndarray:
-    """Resize an RGB image to (size, size, 3) uint8 by squashing, centre-cropping or padding."""
+    """Resize an RGB image to (size, size, 3) uint8 by squashing, centre-cropping or padding.
+
+    Padding resizes first and pads after (as PIL.ImageOps.pad does): the canvas is then never more
+    than size x size, where padding first would make a max(w, h)-sided square, terabytes for a
+    1 x 20,000,000 strip that is itself well inside the pixel limit.
+    """
     width, height = image.size
     if fit == "crop":
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
         image = image.crop((left, top, left + side, top + side))
     elif fit == "pad":
-        side = max(width, height)
-        edge = tuple(int(v) for v in np.asarray(image)[[0, -1]].reshape(-1, 3).mean(axis=0))
-        canvas = Image.new("RGB", (side, side), edge)
-        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-        image = canvas
+        return _pad(image, size)
     elif fit != "squash":
         raise ValueError(f"unknown fit {fit!r}; choose one of {FITS}")
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return np.asarray(image, dtype=np.uint8)
+
+
+def _pad(image: Image.Image, size: int) -> np.ndarray:
+    """Fit the longer side to `size`, then centre it on a square of the image's border colour."""
+    width, height = image.size
+    rows = [image.crop((0, 0, width, 1)), image.crop((0, height - 1, width, height))]
+    edge = tuple(
+        int(v) for v in np.concatenate([np.asarray(row) for row in rows]).reshape(-1, 3).mean(axis=0)
+    )
+    scale = size / max(width, height)
+    inner = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if inner != image.size:
+        image = image.resize(inner, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    canvas = Image.new("RGB", (size, size), edge)
+    canvas.paste(image, ((size - inner[0]) // 2, (size - inner[1]) // 2))
+    return np.asarray(canvas, dtype=np.uint8)
 
 
 def load_image(
