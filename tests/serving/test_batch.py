@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -199,3 +200,30 @@ def test_a_fifo_given_as_an_image_is_an_error_row_not_a_hang(archive: list[Path]
     assert result.exit_code == 1, result.output
     rows = pd.read_csv(out, keep_default_na=False)
     assert rows["error"].tolist() == ["", f"{fifo}: a FIFO, not a regular file"]
+
+
+def test_any_file_name_round_trips_and_csv_cells_never_run_as_formulas(
+    archive: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    good = archive[0].read_bytes()
+    names = {b"caf\xe9.jpg": "caf\\xe9.jpg", b"=cmd.jpg": "=cmd.jpg", b"-1+2.jpg": "-1+2.jpg"}
+    for raw in names:
+        Path(os.fsdecode(raw)).write_bytes(good)
+    given = [os.fsdecode(raw) for raw in names]
+    runner = CliRunner()
+    for out in ("s.csv", "s.parquet"):
+        assert (
+            runner.invoke(main, ["predict", "--no-tta", "--out", out, str(MODEL), "--", *given]).exit_code
+            == 0
+        )
+        again = runner.invoke(
+            main, ["predict", "--no-tta", "--out", out, "--resume", str(MODEL), "--", *given]
+        )
+        assert "0 scored, 0 failed (rows with their error), 3 already there" in again.stderr
+    assert pd.read_parquet("s.parquet")["image"].tolist() == list(names.values())
+    assert pd.read_csv("s.csv")["image"].tolist() == ["caf\\xe9.jpg", "'=cmd.jpg", "'-1+2.jpg"]
+    printed = runner.invoke(main, ["predict", "--no-tta", "--format", "json", str(MODEL), "--", *given])
+    assert [p["image"] for p in json.loads(printed.stdout)["predictions"]] == list(names.values())
+    streamed = runner.invoke(main, ["predict", "--no-tta", "--format", "csv", str(MODEL), "--", *given])
+    assert pd.read_csv(io.StringIO(streamed.stdout))["image"].tolist()[1:] == ["'=cmd.jpg", "'-1+2.jpg"]

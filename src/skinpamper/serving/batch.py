@@ -25,7 +25,7 @@ import numpy as np
 from skinpamper.errors import ImageError
 from skinpamper.imaging import MAX_PIXELS, load_image
 from skinpamper.scoring.metadata_model import PatientInfo
-from skinpamper.serving.predict import Prediction, Predictor
+from skinpamper.serving.predict import Prediction, Predictor, display_name
 from skinpamper.serving.rows import error_row, prediction_row
 from skinpamper.serving.score_file import ScoreFile
 
@@ -121,7 +121,7 @@ def stream_predictions(
         def submit_next() -> None:
             chunk = next(batches, None)
             if chunk is not None:
-                names = [str(path) for path in chunk]
+                names = [display_name(path) for path in chunk]
                 pending.append(
                     pool.submit(decode_batch, chunk, names, card.image_size, card.fit, predictor.max_pixels)
                 )

@@ -24,7 +24,7 @@ import glob
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ import pyarrow.parquet as pq
 from skinpamper.atomic import replace_into, sweep_temporaries, write_json_atomic
 from skinpamper.errors import ConfigError, DataError
 from skinpamper.locks import OutputLock
-from skinpamper.serving.rows import ERROR, IMAGE, MODEL_ID
+from skinpamper.serving.predict import display_name
+from skinpamper.serving.rows import ERROR, IMAGE, MODEL_ID, csv_cell, text_of_csv_cell
 
 SUFFIXES = (".csv", ".parquet")
 JOB_FILE = "job.json"
@@ -183,6 +184,7 @@ def image_key(image: str) -> str:
 
     Only the folder is resolved (one lookup per folder, cached), so keying a million rows stays cheap.
     """
+    image = display_name(image)
     if "://" in image:
         return image
     folder, name = os.path.split(image)
@@ -230,7 +232,7 @@ def _read_output(path: Path) -> Iterator[pa.Table]:
                 yield pa.Table.from_batches([batch])
             return
         for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=READ_ROWS):
-            yield pa.Table.from_pandas(chunk, preserve_index=False)
+            yield pa.Table.from_pandas(csv_text(chunk, text_of_csv_cell), preserve_index=False)
     except (pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable scores file ({exc})") from None
 
@@ -257,6 +259,14 @@ def _succeeded(table: pa.Table) -> pa.Array:
     return pc.or_kleene(pc.is_null(error), pc.equal(error, ""))
 
 
+def csv_text(frame: pd.DataFrame, convert: Callable[[str], str]) -> pd.DataFrame:
+    """`frame` with `convert` applied to the cells that hold a user's text: file names and errors."""
+    for column in (IMAGE, ERROR):
+        if column in frame:
+            frame[column] = frame[column].map(lambda cell: convert(cell) if isinstance(cell, str) else cell)
+    return frame
+
+
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """`table` with exactly `schema`'s columns: missing ones null, present ones cast to its types."""
     columns = [
@@ -278,7 +288,7 @@ def _write_csv(path: Path, names: list[str], tables: Iterator[pa.Table]) -> None
     with path.open("w", encoding="utf-8", newline="") as handle:
         header = True
         for table in tables:
-            frame = table.to_pandas().reindex(columns=names)
+            frame = csv_text(table.to_pandas().reindex(columns=names), csv_cell)
             frame.to_csv(handle, header=header, index=False, lineterminator="\n")
             header = False
         if header:  # no rows at all: still a file with its columns
