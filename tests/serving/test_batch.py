@@ -227,3 +227,16 @@ def test_any_file_name_round_trips_and_csv_cells_never_run_as_formulas(
     assert [p["image"] for p in json.loads(printed.stdout)["predictions"]] == list(names.values())
     streamed = runner.invoke(main, ["predict", "--no-tta", "--format", "csv", str(MODEL), "--", *given])
     assert pd.read_csv(io.StringIO(streamed.stdout))["image"].tolist()[1:] == ["'=cmd.jpg", "'-1+2.jpg"]
+
+
+def test_a_read_only_output_folder_is_one_line_naming_it(archive: list[Path], tmp_path: Path) -> None:
+    # root writes anywhere it has mode bits for; sysfs refuses new files even to root.
+    folder = Path("/sys") if os.geteuid() == 0 else tmp_path / "read-only"
+    if folder != Path("/sys"):
+        folder.mkdir(mode=0o555)
+    before = sorted(folder.iterdir())
+    result = CliRunner().invoke(
+        main, ["predict", str(MODEL), str(archive[0]), "--out", str(folder / "s.csv")]
+    )
+    assert result.exit_code == 1 and result.output == f"Error: {folder}/.s.csv.lock: Permission denied\n"
+    assert sorted(folder.iterdir()) == before
