@@ -231,7 +231,9 @@ def _read_output(path: Path) -> Iterator[pa.Table]:
             for batch in handle.iter_batches(batch_size=READ_ROWS):
                 yield pa.Table.from_batches([batch])
             return
-        for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=READ_ROWS):
+        for chunk in pd.read_csv(
+            path, dtype=str, keep_default_na=False, chunksize=READ_ROWS, encoding="utf-8-sig"
+        ):
             yield pa.Table.from_pandas(csv_text(chunk, text_of_csv_cell), preserve_index=False)
     except (pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable scores file ({exc})") from None
@@ -242,7 +244,7 @@ def _output_schema(path: Path) -> pa.Schema:
         schema = pq.read_schema(path)
     else:
         try:
-            header = pd.read_csv(path, dtype=str, nrows=0).columns
+            header = pd.read_csv(path, dtype=str, nrows=0, encoding="utf-8-sig").columns
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: not a readable scores file ({exc})") from None
         schema = pa.schema([(name, pa.string()) for name in header])
