@@ -1,6 +1,7 @@
 """The CLI as a user runs it: exit codes, one-line errors without tracebacks, files written."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +222,21 @@ def test_commands_that_load_tensorflow_print_only_their_own_lines(tmp_path: Path
         timeout=300,
     )
     assert done.stderr == f"Error: {tmp_path / 'nowhere'}: no such file or folder\n"
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_train_on_a_run_folder_in_use_refuses_and_changes_nothing(
+    resume: bool, ham_folder: Path, tmp_path: Path
+) -> None:
+    from skinpamper.locks import OutputLock, lock_path
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "kept.txt").write_text("the first writer's")
+    with OutputLock(out):
+        args = ["--resume", out] if resume else ["--data", ham_folder, "--epochs", "1", "--out", out]
+        result = invoke("train", *args)
+    assert result.exit_code == 1
+    assert result.output == f"Error: {out}: in use by pid {os.getpid()}\n"
+    assert [p.name for p in out.iterdir()] == ["kept.txt"]
+    assert not lock_path(out).exists()  # the lock file went with its holder

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +80,46 @@ def test_a_folder_is_not_an_image(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(ImageError, match=r"x.jpg: a folder, not an image file$"):
         load_image(folder, 8)
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "socket"])
+def test_only_regular_files_are_opened_so_a_fifo_never_hangs(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    listener = socket.socket(socket.AF_UNIX)
+    if kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        listener.bind(str(path))
+    outcome: list[BaseException] = []
+    reader = threading.Thread(target=lambda: _capture(outcome, load_image, path, 8), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    try:
+        assert not reader.is_alive(), "load_image waited on the FIFO"
+    finally:
+        if reader.is_alive():  # let the blocked open go, so the test run can end
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        listener.close()
+    assert isinstance(outcome[0], ImageError)
+    assert str(outcome[0]) == f"{path}: a {kind}, not a regular file"
+
+
+def _capture(outcome: list[BaseException], function, *args) -> None:
+    try:
+        function(*args)
+    except Exception as exc:
+        outcome.append(exc)
+
+
+def test_padding_a_one_pixel_wide_strip_never_builds_its_square(tmp_path: Path) -> None:
+    strip = Image.new("L", (1, 20_000_000), 255)
+    strip.paste(0, (0, 10_000_000, 1, 20_000_000))  # the lower half black
+    path = tmp_path / "strip.png"
+    strip.save(path, compress_level=1)
+    padded = load_image(path, 28, fit="pad")
+    assert padded.shape == (28, 28, 3)
+    column = padded[:, 13, 0]  # a 1-pixel line, white above black, on a grey border-coloured canvas
+    assert column[:13].min() > 200 and column[15:].max() < 50 and abs(int(padded[14, 2, 0]) - 128) <= 1
 
 
 def test_pillows_own_bomb_limit_is_too_large_not_corrupt() -> None:

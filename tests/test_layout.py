@@ -22,7 +22,7 @@ import skinpamper
 PACKAGE = Path(skinpamper.__file__).parent
 # The ground floor (modules directly in the package) comes first; then the stages in flow order.
 STAGES = ("", "data", "models", "scoring", "training", "evaluation", "reports", "serving", "api", "cli")
-GROUND = {"errors", "classes", "paths", "atomic", "progress", "imaging"}
+GROUND = {"errors", "classes", "paths", "atomic", "locks", "progress", "imaging"}
 
 
 def _stage(module: str) -> int:

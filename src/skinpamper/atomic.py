@@ -39,11 +39,16 @@ def host_id() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def replace_into(path: Path, write: Callable[[Path], None]) -> None:
+def replace_into(
+    path: Path, write: Callable[[Path], None], before_rename: Callable[[Path], None] | None = None
+) -> None:
     """Call `write(temporary path)`, then rename it over `path`; the temporary keeps `path`'s suffix.
 
     mkstemp makes the temporary owner-only (0600); it gets the permissions a plain open() would give
     (0666 less the umask), so a run folder can be shared or served by another user like any file.
+    The file is flushed to disk before the rename and the folder after it: otherwise a power cut can
+    leave the new name pointing at an empty file. `before_rename(temporary)` runs last before the
+    rename, for a caller that must record which file is about to take the name.
     """
     prefix = f".{path.stem}.{host_id()}-{os.getpid()}-"
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=f".tmp{path.suffix}")
@@ -52,9 +57,22 @@ def replace_into(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(temporary)
         temporary.chmod(0o666 & ~_umask())
+        _fsync(temporary)
+        if before_rename is not None:
+            before_rename(temporary)
         temporary.replace(path)
+        _fsync(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -79,16 +97,17 @@ def _running(pid: int) -> bool:
     return True
 
 
-def sweep_temporaries(folder: Path) -> list[Path]:
+def sweep_temporaries(folder: Path, stem: str = "*") -> list[Path]:
     """Delete the temporaries in `folder` that no running process will finish; returns them.
 
     A temporary is left behind when its writer was killed mid-write. One written on this machine is
     stale as soon as its process is gone; one from another machine sharing the folder, or from a
     version that did not name its writer, once it is a day old. Files that cannot be deleted (a
-    read-only folder) are left as they are: sweeping must never stop a reader.
+    read-only folder) are left as they are: sweeping must never stop a reader. `stem` limits the
+    sweep to the temporaries of one file's name (a user's folder holding an output).
     """
     swept = []
-    for path in folder.glob(".*.tmp*"):
+    for path in folder.glob(f".{stem}.*.tmp*"):
         match = _TEMPORARY.match(path.name)
         if match is None or not path.is_file():
             continue

@@ -31,6 +31,10 @@ class ConfigError(SkinPamperError):
     """A configuration file or option is invalid."""
 
 
+class BusyError(SkinPamperError):
+    """Another process is writing the same output (a scores file, a run folder)."""
+
+
 class ExportError(SkinPamperError):
     """An export could not be made, or does not reproduce the model it was made from."""
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import DX
 from skinpamper.data import load as load_module
 from skinpamper.data.load import detect_format, load_dataset
+from skinpamper.data.metadata import read_metadata
 from skinpamper.errors import DataError
 from skinpamper.paths import cache_dir
 
@@ -87,3 +88,29 @@ def test_failed_load_writes_no_cache(ham_folder: Path) -> None:
     with pytest.raises(DataError, match="ISIC_0000060.jpg"):
         load_dataset(ham_folder, size=16)
     assert not list(cache_dir().glob("*.npz"))
+
+
+def test_a_labels_csv_saved_by_excel_with_a_bom_is_recognised(labelled_folder: Path) -> None:
+    labels = labelled_folder / "labels.csv"
+    labels.write_bytes(b"\xef\xbb\xbf" + labels.read_bytes())
+    assert detect_format(labelled_folder, None) == ("labelled", labels)
+    assert len(load_dataset(labelled_folder, size=8)) == 7
+
+
+def test_a_semicolon_separated_csv_is_named_as_such(labelled_folder: Path) -> None:
+    labels = labelled_folder / "labels.csv"
+    labels.write_text(labels.read_text().replace(",", ";"))
+    with pytest.raises(DataError, match=r"labels.csv: looks semicolon-separated \(header 'image_id;dx'\)"):
+        load_dataset(labelled_folder, size=8)
+
+
+def test_sex_and_site_are_counted_whatever_their_case(ham_folder: Path) -> None:
+    meta_path = ham_folder / "HAM10000_metadata.csv"
+    clean = read_metadata(meta_path)
+    meta = pd.read_csv(meta_path)
+    meta["sex"] = meta["sex"].str.upper()  # UNKNOWN too
+    meta["localization"] = " " + meta["localization"].str.title()
+    meta_path.write_text("\ufeff" + meta.to_csv(index=False), encoding="utf-8")  # and a BOM
+    edited = read_metadata(meta_path)
+    for column in ("sex", "localization"):
+        assert edited[column].value_counts(dropna=False).equals(clean[column].value_counts(dropna=False))

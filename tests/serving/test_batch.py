@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -168,3 +170,73 @@ def test_options_that_need_out_or_ray_are_refused(archive: list[Path]) -> None:
     )
     uri = runner.invoke(main, ["predict", str(MODEL), "s3://bucket/photos"])
     assert uri.exit_code == 2 and "URIs are read by --engine ray only" in uri.output
+
+
+def test_a_second_job_on_the_same_output_refuses_and_the_first_completes(
+    predictor: Predictor, archive: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.parquet"
+    second = []
+
+    def start_another(done: int, total: int) -> None:
+        if not second:  # while the first job holds the output, halfway through its parts
+            args = ["predict", str(MODEL), str(archive[0]), "--out", str(out), "--resume"]
+            second.append(CliRunner().invoke(main, args))
+            assert sorted(p.name for p in (tmp_path / ".scores.parquet.parts").iterdir()) == ["job.json"]
+
+    summary = score_files(predictor, archive, out, batch_size=32, progress=start_another)
+    assert second[0].exit_code == 1
+    assert second[0].output == f"Error: {out}: in use by pid {os.getpid()}\n"
+    assert summary.scored + summary.failed == len(archive) == len(pd.read_parquet(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no parts, no lock file left
+
+
+def test_a_fifo_given_as_an_image_is_an_error_row_not_a_hang(archive: list[Path], tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    out = tmp_path / "scores.csv"
+    args = ["predict", str(MODEL), str(archive[0]), str(fifo), "--no-tta", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert rows["error"].tolist() == ["", f"{fifo}: a FIFO, not a regular file"]
+
+
+def test_any_file_name_round_trips_and_csv_cells_never_run_as_formulas(
+    archive: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    good = archive[0].read_bytes()
+    names = {b"caf\xe9.jpg": "caf\\xe9.jpg", b"=cmd.jpg": "=cmd.jpg", b"-1+2.jpg": "-1+2.jpg"}
+    for raw in names:
+        Path(os.fsdecode(raw)).write_bytes(good)
+    given = [os.fsdecode(raw) for raw in names]
+    runner = CliRunner()
+    for out in ("s.csv", "s.parquet"):
+        assert (
+            runner.invoke(main, ["predict", "--no-tta", "--out", out, str(MODEL), "--", *given]).exit_code
+            == 0
+        )
+        again = runner.invoke(
+            main, ["predict", "--no-tta", "--out", out, "--resume", str(MODEL), "--", *given]
+        )
+        assert "0 scored, 0 failed (rows with their error), 3 already there" in again.stderr
+    assert pd.read_parquet("s.parquet")["image"].tolist() == list(names.values())
+    assert pd.read_csv("s.csv")["image"].tolist() == ["caf\\xe9.jpg", "'=cmd.jpg", "'-1+2.jpg"]
+    printed = runner.invoke(main, ["predict", "--no-tta", "--format", "json", str(MODEL), "--", *given])
+    assert [p["image"] for p in json.loads(printed.stdout)["predictions"]] == list(names.values())
+    streamed = runner.invoke(main, ["predict", "--no-tta", "--format", "csv", str(MODEL), "--", *given])
+    assert pd.read_csv(io.StringIO(streamed.stdout))["image"].tolist()[1:] == ["'=cmd.jpg", "'-1+2.jpg"]
+
+
+def test_a_read_only_output_folder_is_one_line_naming_it(archive: list[Path], tmp_path: Path) -> None:
+    # root writes anywhere it has mode bits for; sysfs refuses new files even to root.
+    folder = Path("/sys") if os.geteuid() == 0 else tmp_path / "read-only"
+    if folder != Path("/sys"):
+        folder.mkdir(mode=0o555)
+    before = sorted(folder.iterdir())
+    result = CliRunner().invoke(
+        main, ["predict", str(MODEL), str(archive[0]), "--out", str(folder / "s.csv")]
+    )
+    assert result.exit_code == 1 and result.output == f"Error: {folder}/.s.csv.lock: Permission denied\n"
+    assert sorted(folder.iterdir()) == before

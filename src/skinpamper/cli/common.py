@@ -82,13 +82,20 @@ def data_options(command: Callable) -> Callable:
 
 
 class Group(click.Group):
-    """Turns library errors into one line and a non-zero exit, without a traceback."""
+    """Turns library and OS errors into one line and a non-zero exit, without a traceback.
+
+    An OSError that escapes a command is the machine's answer (a read-only folder, a full disk, a
+    file deleted under it): the user needs the path and the reason, not Python's stack. Writers
+    rename their files into place, so such an error leaves nothing half-written.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SkinPamperError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(os_error_line(exc)) from None
         except ModuleNotFoundError as exc:
             # A `pip install 'skinpamper[serve]'` has no training backend; say which extra brings it.
             if (exc.name or "").split(".")[0] not in TRAINING_MODULES:
@@ -100,6 +107,13 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; finished work is kept", err=True)
             sys.exit(130)
+
+
+def os_error_line(error: OSError) -> str:
+    """`path: reason`, e.g. `runs/.seed.lock: Permission denied` (both paths for a failed rename)."""
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    reason = error.strerror or str(error)
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 def resolve_data(path: str | None) -> str:

@@ -313,11 +313,12 @@ def _csv_rows(names: list[str], results: list, predictor: Predictor, header: boo
     import pandas as pd
 
     from skinpamper.serving.batch import result_rows
-    from skinpamper.serving.rows import row_columns
+    from skinpamper.serving.rows import csv_cell, row_columns
+    from skinpamper.serving.score_file import csv_text
 
     rows = result_rows(results, names, predictor.card.model_id)
     # Fixed columns: a first batch of broken files must not decide the header of the whole output.
-    frame = pd.DataFrame(rows).reindex(columns=row_columns())
+    frame = csv_text(pd.DataFrame(rows).reindex(columns=row_columns()), csv_cell)
     return frame.to_csv(header=header, index=False, lineterminator="\n")
 
 

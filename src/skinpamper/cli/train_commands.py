@@ -188,6 +188,7 @@ def train_command(
         cluster_training.resolve_cluster(coordinator, num_processes, process_id) if distributed else None
     )
     if resume_dir:
+        hold_run_folder(Path(resume_dir))
         run = Run.open(resume_dir)
         config = run.config()
         dataset = load_data(data or run.data_path(), config.image_size, config.data_format, config.fit)
@@ -198,8 +199,10 @@ def train_command(
         config = resolve_config(
             config_file, data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
         )
-        config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if cluster is None or cluster.process_id == 0:  # the one process that writes the run
+            hold_run_folder(run_dir)
+        config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
         if cluster is not None:  # before any JAX computation, which would fix the devices of one process
             # A rerun into a started folder would have process 0 resume while the others start afresh
             # (their records are private), and their collectives would no longer match.
@@ -232,6 +235,14 @@ def train_command(
             return
     with cluster_training.single_process():  # the report's models are this process's alone
         echo_run_summary(Path(run_dir))
+
+
+def hold_run_folder(run_dir: Path) -> None:
+    """Lock the run folder until the command ends: a second `train` on it refuses before touching it."""
+    from skinpamper.locks import OutputLock
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    click.get_current_context().with_resource(OutputLock(run_dir))
 
 
 @contextmanager

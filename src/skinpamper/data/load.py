@@ -26,7 +26,7 @@ from skinpamper.data.images import (
     read_ham_images,
     read_labelled,
 )
-from skinpamper.data.metadata import METADATA_NAME, find_metadata
+from skinpamper.data.metadata import METADATA_NAME, check_commas, find_metadata
 from skinpamper.errors import DataError
 from skinpamper.imaging import FITS, Fit
 from skinpamper.paths import cache_dir
@@ -48,10 +48,13 @@ def _hmnist_csv(folder: Path, size: int | None) -> Path | None:
 
 def _labelled_csv(folder: Path) -> Path | None:
     for path in sorted(folder.glob("*.csv")):
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            header = [h.strip().strip('"') for h in handle.readline().split(",")]
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            line = handle.readline()
+        header = [h.strip().strip('"') for h in line.split(",")]
         if "image_id" in header and "dx" in header and path.name != METADATA_NAME:
             return path
+        if "image_id" in line and "dx" in line:
+            check_commas(path, line)
     return None
 
 

@@ -14,13 +14,29 @@ METADATA_NAME = "HAM10000_metadata.csv"
 
 
 def read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    """pandas.read_csv with file errors turned into one-line DataErrors naming the file."""
+    """pandas.read_csv with file errors turned into one-line DataErrors naming the file.
+
+    utf-8-sig: Excel saves "CSV UTF-8" with a byte-order mark, which would otherwise become part of
+    the first column's name (`\ufeffimage_id`), and the file would be "missing" its first column.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        return pd.read_csv(path, **kwargs)
+        table = pd.read_csv(path, **{"encoding": "utf-8-sig", **kwargs})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from exc
+    if len(table.columns) == 1:
+        check_commas(path, str(table.columns[0]))
+    return table
+
+
+def check_commas(path: Path, header: str) -> None:
+    """Refuse a header that looks like `image_id;dx`: a spreadsheet in a comma-decimal locale saves so."""
+    if ";" in header and "," not in header:
+        raise DataError(
+            f"{path}: looks semicolon-separated (header {header.strip()!r}); "
+            "save it with commas as separators"
+        )
 
 
 def check_dx(path: Path, dx: pd.Series) -> None:
@@ -48,9 +64,11 @@ def read_metadata(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: line {row + 2}: image_id {meta['image_id'].iloc[row]} appears twice")
     check_dx(path, meta["dx"])
     meta["age"] = pd.to_numeric(meta["age"], errors="coerce")
-    # "unknown" is how HAM10000 spells a missing value in sex and localization.
+    # "unknown" is how HAM10000 spells a missing value in sex and localization; a file edited by hand
+    # may say Male or UNKNOWN, which must count as male and as missing.
     for column in ("sex", "localization"):
-        meta[column] = meta[column].where(meta[column] != "unknown")
+        values = meta[column].str.strip().str.lower()
+        meta[column] = values.where(values != "unknown")
     return meta.reset_index(drop=True)
 
 

@@ -29,7 +29,7 @@ def read_history(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        history = pd.read_csv(path)
+        history = pd.read_csv(path, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         return None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

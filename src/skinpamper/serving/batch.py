@@ -25,7 +25,7 @@ import numpy as np
 from skinpamper.errors import ImageError
 from skinpamper.imaging import MAX_PIXELS, load_image
 from skinpamper.scoring.metadata_model import PatientInfo
-from skinpamper.serving.predict import Prediction, Predictor
+from skinpamper.serving.predict import Prediction, Predictor, display_name
 from skinpamper.serving.rows import error_row, prediction_row
 from skinpamper.serving.score_file import ScoreFile
 
@@ -121,7 +121,7 @@ def stream_predictions(
         def submit_next() -> None:
             chunk = next(batches, None)
             if chunk is not None:
-                names = [str(path) for path in chunk]
+                names = [display_name(path) for path in chunk]
                 pending.append(
                     pool.submit(decode_batch, chunk, names, card.image_size, card.fit, predictor.max_pixels)
                 )
@@ -161,19 +161,19 @@ def score_files(
     """
     start = time.perf_counter()
     patients.check(predictor)  # before the output's parts folder exists
-    scores = ScoreFile(out, predictor.card.model_id, resume)
-    todo = [path for path in paths if str(path) not in scores.done]
-    rows: list[dict[str, Any]] = []
-    scored = failed = 0
-    for names, results in stream_predictions(predictor, todo, batch_size, workers, patients):
-        rows += result_rows(results, names, predictor.card.model_id)
-        failed += sum(isinstance(result, ImageError) for result in results)
-        scored += len(results)
-        if len(rows) >= CHUNK_ROWS:
-            scores.write(rows)
-            rows = []
-        if progress is not None:
-            progress(scored, len(todo))
-    scores.write(rows)
-    scores.finish()
+    with ScoreFile(out, predictor.card.model_id, resume) as scores:
+        todo = [path for path in paths if not scores.has(str(path))]
+        rows: list[dict[str, Any]] = []
+        scored = failed = 0
+        for names, results in stream_predictions(predictor, todo, batch_size, workers, patients):
+            rows += result_rows(results, names, predictor.card.model_id)
+            failed += sum(isinstance(result, ImageError) for result in results)
+            scored += len(results)
+            if len(rows) >= CHUNK_ROWS:
+                scores.write(rows)
+                rows = []
+            if progress is not None:
+                progress(scored, len(todo))
+        scores.write(rows)
+        scores.finish()
     return JobSummary(scored - failed, failed, len(paths) - len(todo), time.perf_counter() - start)

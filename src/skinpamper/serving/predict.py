@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -276,7 +277,9 @@ class Predictor:
         if not sources:
             return []  # np.stack refuses an empty list
         if names is None:
-            names = [str(s) if isinstance(s, Path) else f"image {i + 1}" for i, s in enumerate(sources)]
+            names = [
+                display_name(s) if isinstance(s, Path) else f"image {i + 1}" for i, s in enumerate(sources)
+            ]
         labels = list(names)
         images = np.stack([self.load_image(s, n) for s, n in zip(sources, labels, strict=True)])
         return self.predict_arrays(images, labels, patients)
@@ -304,10 +307,19 @@ class Predictor:
                 batch = np.stack([image for _, image in decoded])
                 files = [paths[start + i] for i, _ in decoded]
                 infos = [patients.get(path) for path in files] if patients else []
-                predictions = self.predict_arrays(batch, [str(f) for f in files], infos)
+                predictions = self.predict_arrays(batch, [display_name(f) for f in files], infos)
                 for (i, _), prediction in zip(decoded, predictions, strict=True):
                     results[i] = prediction
             yield from (r for r in results if r is not None)
+
+
+def display_name(path: str | Path) -> str:
+    """A file's name as text that every output can hold: its bytes as UTF-8, others as `\\xe9`.
+
+    A file name is bytes; one that is not UTF-8 (Latin-1 `caf\\xe9.jpg`) reaches Python with lone
+    surrogates, which parquet, a UTF-8 CSV and strict JSON readers all refuse.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def find_images(paths: Sequence[str | Path]) -> list[Path]:

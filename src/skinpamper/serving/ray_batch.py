@@ -124,60 +124,62 @@ def score_with_ray(
     predictor = Predictor.load(model, tta=tta)  # refuses a bad model before any worker starts
     patients.check(predictor)
     card = predictor.card
-    scores = ScoreFile(out, card.model_id, resume)
-    uris = [str(s) for s in sources if is_uri(str(s))]
-    local = [str(s) for s in sources if not is_uri(str(s))]
-    todo = [name for name in local if name not in scores.done]
-    # Datasets copy the context when made, so set it first.
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # rows in the order given, as the local engine
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO plan and WARNING "bars disabled"
-    context.enable_progress_bars = False  # the caller's progress callback reports instead
-    datasets = []
-    if todo:
-        datasets.append(ray.data.from_items([{"image": name} for name in todo]))
-    if uris:
-        extensions = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
-        read = ray.data.read_binary_files(uris, include_paths=True, file_extensions=extensions)
-        datasets.append(read.map_batches(_name_uris, fn_kwargs={"scheme": urlsplit(uris[0]).scheme}))
-    if not datasets:
+    with ScoreFile(out, card.model_id, resume) as scores:
+        uris = [str(s) for s in sources if is_uri(str(s))]
+        local = [str(s) for s in sources if not is_uri(str(s))]
+        todo = [name for name in local if not scores.has(name)]
+        # Datasets copy the context when made, so set it first.
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows in the order given, as the local engine
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO plan and WARNING "bars disabled"
+        context.enable_progress_bars = False  # the caller's progress callback reports instead
+        datasets = []
+        if todo:
+            datasets.append(ray.data.from_items([{"image": name} for name in todo]))
+        if uris:
+            extensions = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
+            read = ray.data.read_binary_files(uris, include_paths=True, file_extensions=extensions)
+            datasets.append(read.map_batches(_name_uris, fn_kwargs={"scheme": urlsplit(uris[0]).scheme}))
+        if not datasets:
+            scores.finish()
+            return JobSummary(0, 0, len(local), time.perf_counter() - start)
+        dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+        decode = {"size": card.image_size, "fit": card.fit, "max_pixels": predictor.max_pixels}
+        decode["skip"] = scores.done if uris else frozenset()
+        # Ray fuses the decoding into the actors (no copy between them), so each actor decodes and scores
+        # its own blocks: as many actors as the cluster has room for.
+        actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
+        decoded = dataset.map_batches(
+            _decode_block, fn_kwargs=decode, batch_size=batch_size, num_cpus=STAGE_CPUS
+        )
+        rows = decoded.map_batches(
+            OnnxScorer,
+            fn_constructor_kwargs={
+                "model": model.read_bytes(),
+                "tta": tta,
+                "threads": cpus_per_actor,
+                "patients": patients,
+            },
+            batch_size=batch_size,
+            compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),  # all start at once
+            num_cpus=STAGE_CPUS,
+            batch_format="numpy",
+        )
+        scored = failed = 0
+        pending: list[dict[str, Any]] = []
+        # batch_size=None: each block as the actor made it, so blocks of different columns (a block of
+        # broken files has no probabilities) are never concatenated by Ray; ScoreFile aligns them.
+        for frame in rows.iter_batches(batch_size=None, batch_format="pandas"):
+            pending += frame.to_dict("records")
+            scored += len(frame)
+            failed += int(frame[ERROR].notna().sum())
+            if len(pending) >= CHUNK_ROWS:
+                scores.write(pending)
+                pending = []
+            if progress is not None:
+                progress(scored, scored if uris else len(todo))
+        scores.write(pending)
         scores.finish()
-        return JobSummary(0, 0, len(local), time.perf_counter() - start)
-    dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-    decode = {"size": card.image_size, "fit": card.fit, "max_pixels": predictor.max_pixels}
-    decode["skip"] = scores.done if uris else frozenset()
-    # Ray fuses the decoding into the actors (no copy between them), so each actor decodes and scores
-    # its own blocks: as many actors as the cluster has room for.
-    actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
-    decoded = dataset.map_batches(_decode_block, fn_kwargs=decode, batch_size=batch_size, num_cpus=STAGE_CPUS)
-    rows = decoded.map_batches(
-        OnnxScorer,
-        fn_constructor_kwargs={
-            "model": model.read_bytes(),
-            "tta": tta,
-            "threads": cpus_per_actor,
-            "patients": patients,
-        },
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),  # all start at once
-        num_cpus=STAGE_CPUS,
-        batch_format="numpy",
-    )
-    scored = failed = 0
-    pending: list[dict[str, Any]] = []
-    # batch_size=None: each block as the actor made it, so blocks of different columns (a block of
-    # broken files has no probabilities) are never concatenated by Ray; ScoreFile aligns them.
-    for frame in rows.iter_batches(batch_size=None, batch_format="pandas"):
-        pending += frame.to_dict("records")
-        scored += len(frame)
-        failed += int(frame[ERROR].notna().sum())
-        if len(pending) >= CHUNK_ROWS:
-            scores.write(pending)
-            pending = []
-        if progress is not None:
-            progress(scored, scored if uris else len(todo))
-    scores.write(pending)
-    scores.finish()
     skipped = (
         len(local) - len(todo) + sum(name.startswith(tuple(uris)) for name in scores.done)
         if uris

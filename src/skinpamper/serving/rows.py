@@ -14,15 +14,17 @@ import json
 from typing import Any
 
 from skinpamper.classes import CODES
-from skinpamper.serving.predict import Prediction
+from skinpamper.serving.predict import Prediction, display_name
 
 IMAGE, ERROR, MODEL_ID = "image", "error", "model_id"  # the columns every row has, ok or not
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def prediction_row(prediction: Prediction) -> dict[str, Any]:
     """image, error (None), top class and probability, p_<class> per class, then every other field."""
     row: dict[str, Any] = {  # an error row's columns first, in its order: any mix of rows keeps them
-        IMAGE: prediction.image,
+        IMAGE: display_name(prediction.image),
         ERROR: None,
         MODEL_ID: prediction.model_id,
         "top_class": prediction.top_class,
@@ -45,7 +47,21 @@ def row_columns() -> list[str]:
 
 def error_row(image: str, error: str, model_id: str) -> dict[str, Any]:
     """The row of a file that could not be scored: its name, why, and the model that tried."""
-    return {IMAGE: image, ERROR: error, MODEL_ID: model_id}
+    return {IMAGE: display_name(image), ERROR: error, MODEL_ID: model_id}
+
+
+def csv_cell(text: str) -> str:
+    """A user's text (a file name, an error naming it) as a CSV cell a spreadsheet shows, never runs.
+
+    A leading ' makes the cell text; quotes already before a formula character get one more, so that
+    `text_of_csv_cell` gives back exactly the text. Parquet and JSON keep the true text.
+    """
+    return "'" + text if text.lstrip("'").startswith(FORMULA_START) else text
+
+
+def text_of_csv_cell(cell: str) -> str:
+    """The text `csv_cell` was given."""
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_START) else cell
 
 
 def _flatten(row: dict[str, Any], name: str, value: Any) -> None:

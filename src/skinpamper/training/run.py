@@ -222,7 +222,7 @@ class Run:
         if not path.exists():
             return []
         try:
-            with path.open(encoding="utf-8", newline="") as handle:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
                 rows = list(csv.DictReader(handle))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise self._damaged(HISTORY, f"not a readable CSV: {exc}") from None
