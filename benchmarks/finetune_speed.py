@@ -29,8 +29,8 @@ from skinpamper.models.flops import count_flops
 from skinpamper.training.config import resolve_config
 from skinpamper.training.finetune import freeze_for_finetuning
 from skinpamper.training.pipeline import make_train_dataset
-from skinpamper.training.precision import precision_scope, resolve_precision
-from skinpamper.training.train import make_optimizer
+from skinpamper.training.precision import precision_scope
+from skinpamper.training.train import make_optimizer, training_precision
 
 SIZE = 128
 
@@ -49,7 +49,9 @@ class EpochTimer(keras.callbacks.Callback):
 
 def keras_b0() -> keras.Model:
     inputs = keras.Input((SIZE, SIZE, 3))
-    base = keras.applications.EfficientNetB0(include_top=False, weights=None, pooling="avg")
+    base = keras.applications.EfficientNetB0(
+        include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), pooling="avg"
+    )
     outputs = layers.Dense(7, activation="softmax")(base(inputs))
     return keras.Model(inputs, outputs)
 
@@ -73,7 +75,7 @@ def run(way: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> flo
     if way == "lite0-full":
         data = make_train_dataset(x, y, config.replace(precision="float32")).dataset
         return timed_fit(create_model("efficientnet_lite0", SIZE), data, steps, args.epochs)
-    with precision_scope(resolve_precision("auto")):
+    with precision_scope(training_precision(config)):
         model = create_model("efficientnet_lite0", SIZE)
     freeze_for_finetuning(model, config)
     data = make_train_dataset(x, y, config).dataset

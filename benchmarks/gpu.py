@@ -85,8 +85,7 @@ def run_configuration(dataset, split, model: str, size: int, args: argparse.Name
     """Train one configuration into `folder` and return its Markdown table row."""
     from skinpamper.models import get_model_info
     from skinpamper.training.config import resolve_config
-    from skinpamper.training.precision import resolve_precision
-    from skinpamper.training.train import train
+    from skinpamper.training.train import train, training_precision
 
     weights = get_model_info(model).weights
     config = resolve_config(
@@ -106,7 +105,7 @@ def run_configuration(dataset, split, model: str, size: int, args: argparse.Name
     speed, first_only = budget.images_per_second()
     note = " (1st epoch: includes compiling)" if first_only else ""
     return (
-        f"| {model} | {size} | {resolve_precision(config.precision)} | {config.batch_size} "
+        f"| {model} | {size} | {training_precision(config)} | {config.batch_size} "
         f"| {len(budget.epoch_seconds)} | {speed:,.0f}{note} | {budget.epoch_seconds[0]:.1f} "
         f"| {test['balanced_accuracy']:.3f} | {minutes:.1f} |"
     )

@@ -55,6 +55,7 @@ class ModelInfo:
     # For pretrained backbones: a layer's stage by name (0 the stem, then one per stage), so that
     # fine-tuning can freeze the early stages.
     layer_stage: Callable[[str], int] | None = None
+    cpu_bfloat16: bool = True  # whether mixed bf16 trains it faster on a CPU with native bf16
 
     @property
     def pretrained(self) -> bool:
@@ -75,6 +76,7 @@ def register_model(
     takes_width: bool = False,
     weights: WeightsSource | None = None,
     layer_stage: Callable[[str], int] | None = None,
+    cpu_bfloat16: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Decorator: add a builder `fn(image_size, num_classes, **kw) -> keras.Model` under `name`.
 
@@ -83,7 +85,16 @@ def register_model(
 
     def wrap(fn: Callable) -> Callable:
         _REGISTRY[name] = ModelInfo(
-            name, fn, description, default_size, min_size, preprocessing, takes_width, weights, layer_stage
+            name,
+            fn,
+            description,
+            default_size,
+            min_size,
+            preprocessing,
+            takes_width,
+            weights,
+            layer_stage,
+            cpu_bfloat16,
         )
         return fn
 

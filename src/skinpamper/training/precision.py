@@ -85,12 +85,14 @@ def resolve_precision(
     setting: str,
     cpuinfo: Path = Path("/proc/cpuinfo"),
     accelerator: Accelerator | None = None,
+    cpu_bfloat16: bool = True,
 ) -> str:
     """ "float32", "bfloat16" or "float16" for a setting that may be "auto".
 
     "auto": on a GPU, bfloat16 from compute capability 8.0 on (no loss scaling needed), float16 with
     loss scaling before; on a CPU, bfloat16 where it is native and TensorFlow's oneDNN kernels use
-    it (the only CPU path measured faster), else float32.
+    it (the only CPU path measured faster), else float32. `cpu_bfloat16=False` (the model declares
+    that its layers are slower in bf16 on a CPU) keeps float32 there.
     """
     if setting != "auto":
         return setting
@@ -100,7 +102,7 @@ def resolve_precision(
         return "bfloat16" if native_bf16 else "float16"
     if keras.backend.backend() != "tensorflow":
         return "float32"
-    return "bfloat16" if cpu_has_bf16(cpuinfo) else "float32"
+    return "bfloat16" if cpu_bfloat16 and cpu_has_bf16(cpuinfo) else "float32"
 
 
 def resolve_jit_compile(setting: str, accelerator: Accelerator | None = None) -> bool | str:

@@ -24,7 +24,7 @@ from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
-from skinpamper.models import check_image_size, check_width, create_model, prepare_weights
+from skinpamper.models import check_image_size, check_width, create_model, get_model_info, prepare_weights
 from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
@@ -190,6 +190,11 @@ def _build(config: TrainConfig) -> keras.Model:
     )
 
 
+def training_precision(config: TrainConfig) -> str:
+    """The precision `config` trains in: its setting, with "auto" resolved for this machine and model."""
+    return resolve_precision(config.precision, cpu_bfloat16=get_model_info(config.model).cpu_bfloat16)
+
+
 def make_loss(config: TrainConfig, train_labels: np.ndarray) -> keras.losses.Loss | str:
     """Plain cross-entropy, or its logit-adjusted form whose prior comes from the training part only."""
     if config.imbalance == "logit_adjust":
@@ -198,7 +203,7 @@ def make_loss(config: TrainConfig, train_labels: np.ndarray) -> keras.losses.Los
 
 
 def _new_model(config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarray) -> keras.Model:
-    with precision_scope(resolve_precision(config.precision)):
+    with precision_scope(training_precision(config)):
         model = _build(config)
     if uses_finetuning(config):
         freeze_for_finetuning(model, config)
@@ -309,7 +314,7 @@ def train(
     run.write_split(split, dataset)
     run.write_dataset_info(dataset, split, config)
     run.write_environment(
-        precision=resolve_precision(config.precision), xla=config.xla, **placement_record(config.devices)
+        precision=training_precision(config), xla=config.xla, **placement_record(config.devices)
     )
     return _fit_and_finish(run, dataset, split, config, callbacks)
 
