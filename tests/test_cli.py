@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -132,11 +131,13 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert "skinpamper" in result.stdout
 
 
-@pytest.mark.parametrize("command", [["models"]])
-def test_models_lists_seed(command: list[str]) -> None:
-    result = invoke(*command)
-    assert result.exit_code == 0 and "seed" in result.output
-    assert np.any([line.startswith("seed") for line in result.output.splitlines()])
+def test_models_lists_each_with_its_sizes_and_weights() -> None:
+    result = invoke("models")
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    assert rows["seed"][1:3] == ["28", "15"] and rows["seed"][5] == "-"
+    assert rows["efficientnet_lite0"][1:3] == ["128", "32"] and rows["efficientnet_lite0"][5] == "wheel"
+    assert rows["efficientnet_b0"][5] == "download"
 
 
 def test_kill_dash_9_then_resume_keeps_finished_epochs(ham_folder: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from skinpamper.data.splits import Split, split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
 from skinpamper.reports.run_files import read_history, read_json
-from skinpamper.training.config import MEMBERS, resolve_config
+from skinpamper.training.config import default_members, resolve_config
 
 PARTS = ("val", "test")
 
@@ -131,7 +131,7 @@ def train(
     `skinpamper/training/config.py`); `config` reads a TOML file of them first. `image_size` defaults
     to the dataset's. `split` defaults to the lesion-grouped split of the settings' `seed`. `members`
     above 1 trains that many runs on the split and averages them (`out/member-K`); its default is
-    `skinpamper train`'s. The run folder is `out`, else `runs/MODEL-TIME`. Keras is imported here.
+    `skinpamper train`'s (three, one for a pretrained model). The run folder is `out`, else `runs/MODEL-TIME`. Keras is imported here.
 
     Example:
         ```python
@@ -151,7 +151,7 @@ def train(
     settings.setdefault("data_path", str(Path(dataset.source).resolve()))
     resolved = resolve_config(config, **settings)
     folder = Path(out or f"runs/{resolved.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    count = MEMBERS if members is None else members
+    count = default_members(resolved.model) if members is None else members
     if count < 1:
         raise ConfigError(f"members must be at least 1, got {count}")
     callbacks = [TqdmProgress()] if progress else []

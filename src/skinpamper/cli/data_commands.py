@@ -103,19 +103,25 @@ def explore(path: str, out: str, image_size: int | None, fmt: str, fit: str) -> 
 
 @click.command()
 def models() -> None:
-    """List the registered models: name, default input size, parameters, forward GFLOPs per image.
+    """List the registered models: name, default and smallest input size, parameters, forward GFLOPs
+    per image, and where pretrained weights come from.
 
     GFLOPs are at the default size, counting a multiply-add as 2; the cost grows with the square of
-    --image-size. Training an image costs about 3x its forward pass.
+    --image-size. Training an image costs about 3x its forward pass. Weights: "wheel" installs with
+    the package (offline), "download" is fetched by Keras at run time, "-" trains from scratch.
 
     Example: skinpamper models
     """
     from skinpamper.models import get_model_info, list_models
     from skinpamper.models.flops import measure_model
 
-    click.echo(f"{'name':20} {'size':>5} {'params':>12} {'GFLOPs':>7}  description")
+    click.echo(f"{'name':20} {'size':>5} {'min':>4} {'params':>12} {'GFLOPs':>7} {'weights':>8}  description")
     for name in list_models():
         info = get_model_info(name)
         cost = measure_model(name)
         gflops = cost.flops / 1e9
-        click.echo(f"{name:20} {info.default_size:>5} {cost.params:>12,} {gflops:>7.3f}  {info.description}")
+        weights = "-" if info.weights is None else "wheel" if info.weights.offline else "download"
+        click.echo(
+            f"{name:20} {info.default_size:>5} {info.min_size:>4} {cost.params:>12,} {gflops:>7.3f} "
+            f"{weights:>8}  {info.description}"
+        )

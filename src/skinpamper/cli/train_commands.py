@@ -110,11 +110,10 @@ def echo_run_summary(run_dir: Path) -> None:
 @click.option(
     "--members",
     type=click.IntRange(1),
-    default=MEMBERS,
-    show_default=True,
     help="Train this many runs on one split (seeds SEED, SEED+100, ...) into OUT/member-K and average "
-    "them into OUT (the default generalised best to other clinics; 1 trains a single run); run the same "
-    "command again to continue an interrupted one.",
+    "them into OUT; 1 trains a single run; run the same command again to continue an interrupted one "
+    f"[default: {MEMBERS} for models trained from scratch (generalised best to other clinics), "
+    "1 for pretrained ones].",
 )
 @click.option(
     "--devices",
@@ -142,7 +141,7 @@ def train_command(
     config_file: str | None,
     out: str | None,
     resume_dir: str | None,
-    members: int,
+    members: int | None,
     fmt: str | None,
     no_augment: bool | None,
     no_pretrained: bool | None,
@@ -170,7 +169,7 @@ def train_command(
     from skinpamper.models import check_image_size
     from skinpamper.progress import TqdmProgress
     from skinpamper.training import distributed as cluster_training
-    from skinpamper.training.config import resolve_config
+    from skinpamper.training.config import default_members, resolve_config
     from skinpamper.training.devices import resolve_device_count, split_host_cpu
     from skinpamper.training.ensemble import train_ensemble
     from skinpamper.training.run import Run
@@ -200,6 +199,7 @@ def train_command(
             config_file, data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
         )
         run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        members = default_members(config.model) if members is None else members
         if cluster is None or cluster.process_id == 0:  # the one process that writes the run
             hold_run_folder(run_dir)
         config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)

