@@ -131,7 +131,8 @@ def train(
     `skinpamper/training/config.py`); `config` reads a TOML file of them first. `image_size` defaults
     to the dataset's. `split` defaults to the lesion-grouped split of the settings' `seed`. `members`
     above 1 trains that many runs on the split and averages them (`out/member-K`); its default is
-    `skinpamper train`'s (three, one for a pretrained model). The run folder is `out`, else `runs/MODEL-TIME`. Keras is imported here.
+    `skinpamper train`'s (three, one for a pretrained model). The run folder is `out`, else
+    `runs/MODEL-TIME`. Keras is imported here.
 
     Example:
         ```python
