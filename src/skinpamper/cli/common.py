@@ -55,6 +55,12 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        """Nothing for an unbounded number (click would print `[x<=None]`), else click's own."""
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 def data_options(command: Callable) -> Callable:
     """--image-size, --format and --fit, shared by every command that reads a dataset."""

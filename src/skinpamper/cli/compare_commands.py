@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command("compare")
+@click.command("compare", short_help="Compare runs side by side in one table.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option(
     "--out",

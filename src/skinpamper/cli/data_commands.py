@@ -86,7 +86,7 @@ def data_fetch(name: str | None, show_list: bool) -> None:
     click.echo(str(folder))
 
 
-@click.command()
+@click.command(short_help="Plot the data as the original notebook did.")
 @click.argument("path", type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Folder for the PNGs and index.html.")
 @data_options
@@ -101,7 +101,7 @@ def explore(path: str, out: str, image_size: int | None, fmt: str, fit: str) -> 
     click.echo(f"wrote {page}")
 
 
-@click.command()
+@click.command(short_help="List the models with their sizes, costs and weights.")
 def models() -> None:
     """List the registered models: name, default and smallest input size, parameters, forward GFLOPs
     per image, and where pretrained weights come from.

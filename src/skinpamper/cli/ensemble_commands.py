@@ -10,7 +10,7 @@ from skinpamper.cli.common import load_data
 from skinpamper.cli.train_commands import echo_run_summary
 
 
-@click.command("ensemble")
+@click.command("ensemble", short_help="Average finished runs that share a split.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New run folder.")
 @click.option("--data", type=click.Path(), help="Dataset path [default: the first run's].")

@@ -7,7 +7,7 @@ import json
 import click
 
 
-@click.command("env")
+@click.command("env", short_help="Show the backend, devices and precision training uses.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def env_command(as_json: bool) -> None:
     """Backend, versions, devices, precision, XLA and cached ImageNet weights: run it first when

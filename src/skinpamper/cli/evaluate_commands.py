@@ -8,7 +8,7 @@ from skinpamper.cli.common import load_data
 from skinpamper.data.load import FORMATS
 
 
-@click.command("evaluate")
+@click.command("evaluate", short_help="Score a run on its test split or any labelled set.")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--data", type=click.Path(), help="Score on this labelled set instead of the run's own split.")
 @click.option(

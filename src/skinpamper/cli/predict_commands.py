@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 OUTPUT_FORMATS = ("table", "json", "csv")
 
 
-@click.command("predict")
+@click.command("predict", short_help="Predict classes and a status for images.")
 @click.argument("model_path", metavar="RUN_OR_ONNX", type=click.Path(exists=True))
 @click.argument("images", metavar="IMAGE_OR_DIR...", nargs=-1, required=True)
 @click.option(
@@ -322,7 +322,7 @@ def _csv_rows(names: list[str], results: list, predictor: Predictor, header: boo
     return frame.to_csv(header=header, index=False, lineterminator="\n")
 
 
-@click.command("export")
+@click.command("export", short_help="Export a run as ONNX, checked against Keras.")
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True))
 @click.option(
     "--format", "fmt", type=click.Choice(("onnx",)), default="onnx", show_default=True, help="Export format."

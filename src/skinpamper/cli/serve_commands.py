@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command("serve")
+@click.command("serve", short_help="Serve predictions over HTTP, with a page.")
 @click.argument("model_path", metavar="RUN_OR_ONNX", type=click.Path(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")

@@ -50,7 +50,7 @@ def echo_run_summary(run_dir: Path) -> None:
     click.echo(NOT_A_DIAGNOSIS)
 
 
-@click.command("train")
+@click.command("train", short_help="Train a model into a run folder with a report.")
 @click.option(
     "--data",
     type=click.Path(),
