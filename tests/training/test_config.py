@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,18 @@ def test_split_seed_defaults_to_the_seed_and_round_trips(tmp_path) -> None:
     path.write_text('split_seed = "zero"\n')
     with pytest.raises(ConfigError, match="split_seed must be an integer"):
         load_config(path)
+
+
+def test_the_example_config_is_valid_and_means_what_it_says() -> None:
+    """examples/train.toml is what docs point newcomers to: it must load, and its values must be used."""
+    from skinpamper.training.config import resolve_config
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train.toml"
+    config = resolve_config(path)
+    assert (config.model, config.image_size, config.epochs, config.frozen_stages) == (
+        "efficientnet_lite0",
+        128,
+        8,
+        3,
+    )
+    assert config.augment.zoom == 0.1 and config.backbone_lr_scale == 0.5

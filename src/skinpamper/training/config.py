@@ -153,7 +153,7 @@ class TrainConfig:
     head_epochs: float = 1.0  # the new head learns alone first: a random head would wreck pretrained weights
     # The backbone then learns at half the head's rate: 5e-4 under the recipe's 1e-3, the rate at which
     # a first untuned EfficientNet-Lite0 run (issue #22) matched three scratch models at 128 px.
-    backbone_lr_scale: float = 0.5
+    backbone_lr_scale: float = 0.5  # of learning_rate, for every layer outside the head
     frozen_stages: int = 0  # the stem and this many more stages of the backbone never train (0: none)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
