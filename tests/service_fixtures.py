@@ -16,21 +16,26 @@ from conftest import DX, make_images, write_metadata
 from service_helpers import encode, photo
 from skinpamper.cli import main
 
+DATA_USER = "alice"  # a user name no published artefact may show
+
 
 @pytest.fixture(scope="session")
 def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run folder (default model, 28 px, calibration.json and metrics.json included)."""
+    """A finished run folder (default model, 28 px, calibration.json and metrics.json included).
+
+    Its data lies under DATA_USER's home so that tests can check no published file names the folder.
+    """
     root = tmp_path_factory.mktemp("served")
-    (root / "ham").mkdir()
-    write_metadata(root / "ham")
-    part = root / "ham" / "HAM10000_images_part_1"
-    part.mkdir()
+    data = root / "home" / DATA_USER / "ham"
+    part = data / "HAM10000_images_part_1"
+    part.mkdir(parents=True)
+    write_metadata(data)
     for i, pixels in enumerate(make_images(len(DX), 15, 20, seed=1)):
         Image.fromarray(pixels).save(part / f"ISIC_{i:07d}.jpg", quality=95)
     args = [
         "train",
         "--data",
-        root / "ham",
+        data,
         "--image-size",
         "28",
         "--epochs",

@@ -64,7 +64,7 @@ def test_an_evaluation_writes_a_card_with_its_own_figures(trained_run: Path, tmp
     card = (out / "model_card.md").read_text(encoding="utf-8")
     evaluated = json.loads((out / "metrics.json").read_text())
     assert _in_order(card, SECTIONS)
-    assert f"On the test images of {evaluated['data']}" in card
+    assert f"On the test images of {Path(evaluated['data']).name} (" in card and evaluated["data"] not in card
     assert f"balanced accuracy: {evaluated['subgroups']['overall']['balanced_accuracy']:.3f}" in card
 
 
@@ -99,3 +99,30 @@ def test_an_export_without_a_card_answers_404() -> None:
     with TestClient(create_app(Predictor.load(OLD_RUN / "model.onnx"))) as client:
         response = client.get("/v1/model/card")
     assert response.status_code == 404 and "export the run again" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("kind", ["run", "onnx"])
+def test_nothing_published_names_the_data_folder(served_run: Path, onnx_model: Path, kind: str) -> None:
+    """The card, the ONNX file and every GET route name the dataset by its name and digest, never by
+    the folders it lay in (which would publish the user's name)."""
+    import onnx
+    from fastapi.testclient import TestClient
+
+    from service_fixtures import DATA_USER
+    from skinpamper.serving.predict import Predictor
+    from skinpamper.serving.service.app import create_app
+
+    local = str(served_run.parent)  # the temporary tree: the data folder and the user's home in it
+    published = {"model_card.md": (served_run / "model_card.md").read_text(encoding="utf-8")}
+    published |= {f"onnx {p.key}": p.value for p in onnx.load(str(onnx_model)).metadata_props}
+    published["model.onnx bytes"] = onnx_model.read_bytes().decode("latin-1")
+    app = create_app(Predictor.load(served_run if kind == "run" else onnx_model))
+    routes = [r.path for r in app.routes if "GET" in getattr(r, "methods", ()) and "{" not in r.path]
+    assert {"/", "/healthz", "/v1/model", "/v1/model/card", "/openapi.json", "/docs"} <= set(routes)
+    with TestClient(app) as client:
+        published |= {route: client.get(route).text for route in routes}
+    for where, text in published.items():
+        assert local not in text and DATA_USER not in text, where
+    digest = json.loads((served_run / "dataset.json").read_text())["digest"]
+    assert f"images from `ham` (content digest `{digest}`)" in published["model_card.md"]
+    assert digest in published["/v1/model/card"] and digest.startswith("sha256:")

@@ -236,7 +236,7 @@ def test_probes_answer_head_and_the_page_keeps_its_headers_everywhere(client: Te
     for path in ("/", "/healthz", "/readyz"):  # uptime monitors probe with HEAD
         response = client.head(path)
         assert response.status_code == 200 and response.content == b""
-    for path in ("/", "/static/index.html", "/static/app.js"):
+    for path in ("/", "/static/index.html", "/static/app.js", "/docs", "/redoc"):
         headers = client.get(path).headers
         assert "frame-ancestors 'none'" in headers["content-security-policy"], path
         assert headers["x-content-type-options"] == "nosniff", path
@@ -250,6 +250,28 @@ def test_api_docs_load_nothing_from_the_internet(client: TestClient) -> None:
         assert any(asset.endswith(".js") for asset in assets), assets
         for asset in assets:
             assert client.get(asset).status_code == 200, asset
+        # Inline scripts run only by their hash: an injected one would not.
+        scripts = re.findall(r"script-src ([^;]*)", page.headers["content-security-policy"])[0].split()
+        assert "'unsafe-inline'" not in scripts and len(scripts) == 1 + page.text.count("<script>"), scripts
+
+
+def test_a_stalled_body_is_answered_408_and_the_connection_closed(predictor: Predictor) -> None:
+    app = create_app(predictor, ServeSettings(body_timeout=0.3))
+
+    async def stalled_body():
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\n\xff\xd8'
+        await asyncio.sleep(30)  # the client stops sending
+
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+            headers = {"content-type": "multipart/form-data; boundary=b"}
+            return await client.post("/v1/predict", content=stalled_body(), headers=headers)
+
+    start = time.perf_counter()
+    response = asyncio.run(post())
+    assert time.perf_counter() - start < 5
+    assert response.status_code == 408 and response.headers["connection"] == "close"
+    assert response.json()["detail"] == "no body bytes for 0.3 s; send the request again"
 
 
 def test_serve_command_refuses_bad_settings_before_listening(onnx_model: Path) -> None:

@@ -91,7 +91,7 @@ def test_parts_are_counted_while_the_body_streams(field: bytes) -> None:
     headers = [(b"content-type", b"multipart/form-data; boundary=x")]
     request = Request({"type": "http", "method": "POST", "headers": headers}, receive)
     with pytest.raises(HTTPException) as refused:
-        asyncio.run(read_uploads(request, 1 << 30, 16))
+        asyncio.run(read_uploads(request, 1 << 30, 16, 10.0))
     assert refused.value.status_code == 413
     assert received[0] == 1  # refused inside the first chunk, not after parsing all 100
 

@@ -15,7 +15,9 @@ def serve_command(model_path: str, host: str, port: int) -> None:
     An .onnx export needs only `pip install 'skinpamper[serve]'` (no Keras); a run folder needs
     Keras too and adds the Grad-CAM overlay. Limits come from SKINPAMPER_SERVE_* variables
     (MAX_UPLOAD_BYTES, MAX_FILES, MAX_PIXELS, MAX_REQUEST_PIXELS, MAX_INFERENCES, ONNX_THREADS, TTA,
-    CORS_ORIGINS) and are checked before the port is opened. --port 0 takes a free port.
+    CORS_ORIGINS, MAX_HEADER_BYTES, HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS,
+    SHUTDOWN_TIMEOUT; see docs/serving.md) and are checked before the port is opened. --port 0 takes
+    a free port.
 
     \b
     Examples:
@@ -40,4 +42,4 @@ def serve_command(model_path: str, host: str, port: int) -> None:
     app = create_app(predictor, settings)
     bound = sock.getsockname()[1]
     click.echo(f"serving {predictor.card.model_id} ({predictor.backend}) at http://{host}:{bound}/", err=True)
-    serve(app, sock)
+    serve(app, sock, settings)

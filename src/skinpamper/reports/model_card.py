@@ -10,7 +10,7 @@ model. The fixed sentences say what no file can: what the tool is for and what H
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from skinpamper import NOT_A_DIAGNOSIS, __version__
@@ -53,6 +53,12 @@ CAVEATS = (
 )
 
 
+def dataset_name(source: object) -> str:
+    """The last part of a dataset's path: the card is published (inside the ONNX file, by the service),
+    so the folders above it, which name the user and their machine, stay out of it."""
+    return PureWindowsPath(str(source)).name or "?"  # splits at / and at \ on any OS
+
+
 def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -82,9 +88,11 @@ def _training_data(data: dict[str, Any]) -> str:
     grouped = (
         "grouped by lesion (no lesion in two splits)" if data.get("grouped") else "NOT grouped by lesion"
     )
+    split = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+    digest = f" (content digest `{data['digest']}`)" if "digest" in data else ""
     return (
-        f"{data.get('images', 0):,} images from `{data.get('source', '?')}` at {data.get('image_size', '?')} "
-        f"px ({classes}). Split {', '.join(f'{k} {v:,}' for k, v in sizes.items())}, {grouped}. "
+        f"{data.get('images', 0):,} images from `{dataset_name(data.get('source', '?'))}`{digest} at "
+        f"{data.get('image_size', '?')} px ({classes}). Split {split}, {grouped}. "
         "The metadata model, calibration and OOD detector were fitted on the training and validation "
         "splits only; the test split was only scored."
     )
@@ -170,7 +178,7 @@ def model_card(run_dir: Path, evaluation: dict[str, Any] | None = None, model_id
             evaluation.get("abstention"),
             bool(evaluation.get("tta")),
         )
-        scored = f"the {evaluation.get('part', '?')} images of {evaluation.get('data', '?')}"
+        scored = f"the {evaluation.get('part', '?')} images of {dataset_name(evaluation.get('data', '?'))}"
     name = model_id or run_dir.resolve().name
     sections = [
         f"# Model card: {name}",

@@ -2,7 +2,8 @@
 
     config.json       the resolved TrainConfig
     split.json        image ids of train/val/test (ids, not row numbers, survive source re-ordering)
-    dataset.json      source, image count and size, class counts, split sizes, lesion grouping
+    dataset.json      source, content digest, image count and size, class counts, split sizes, lesion
+                      grouping (the model card names the source without its folders)
     environment.json  Python, package versions, Keras backend, device, git commit (no host name)
     history.csv       one row per finished epoch
     model.keras       the best epoch by validation balanced accuracy
@@ -28,6 +29,7 @@ the wrong shape) is a ConfigError naming the file, whichever command meets it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from skinpamper.atomic import replace_into, sweep_temporaries, write_json_atomic, write_text_atomic
 from skinpamper.classes import CODES
@@ -409,6 +412,7 @@ def dataset_info(dataset: Dataset, split: Split, config: TrainConfig) -> dict[st
     return {
         "source": dataset.source,
         "path": config.data_path,
+        "digest": dataset_digest(dataset),
         "format": config.data_format,
         "images": len(dataset),
         "image_size": dataset.image_size[0],
@@ -418,6 +422,17 @@ def dataset_info(dataset: Dataset, split: Split, config: TrainConfig) -> dict[st
         "grouped": split.grouped,
         "note": split.note,
     }
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """SHA-256 of the decoded images and labels: names the data a run saw without naming where it lay.
+
+    Anyone loading the same files at the same size and fit gets the same digest, wherever they keep
+    them; hashing the arrays in place costs ~1 s for HAM10000 at 224 px.
+    """
+    digest = hashlib.sha256(memoryview(np.ascontiguousarray(dataset.images)).cast("B"))
+    digest.update(np.ascontiguousarray(dataset.labels, dtype=np.int64).tobytes())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _git(*args: str) -> str | None:

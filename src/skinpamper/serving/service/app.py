@@ -31,6 +31,7 @@ from skinpamper.classes import CLASSES, CODES
 from skinpamper.errors import ImageError, SkinPamperError
 from skinpamper.scoring.metadata_model import MAX_AGE, PatientInfo
 from skinpamper.serving.predict import Prediction, Predictor
+from skinpamper.serving.service.docs import add_docs_routes
 from skinpamper.serving.service.schemas import ErrorBody, ModelInfo, PredictResponse, Status
 from skinpamper.serving.service.settings import ServeSettings, load_settings
 from skinpamper.serving.service.uploads import FIELD, Upload, check_images, read_uploads
@@ -87,11 +88,16 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         app.state.ready = True
         yield
 
-    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the installed package, so
-    # they render on a machine without internet access (FastAPI's own pages load them from a CDN).
+    # FastAPIOffline mounts Swagger UI's and ReDoc's files; add_docs_routes serves their pages.
     app = FastAPIOffline(
-        title="Skin Pamper", version=__version__, description=NOT_A_DIAGNOSIS, lifespan=lifespan
+        docs_url=None,
+        redoc_url=None,
+        title="Skin Pamper",
+        version=__version__,
+        description=NOT_A_DIAGNOSIS,
+        lifespan=lifespan,
     )
+    add_docs_routes(app)
     app.state.ready = False
     app.add_exception_handler(RequestValidationError, _validation_error)
     if settings.cors_origins:
@@ -203,7 +209,9 @@ def _add_predict_route(
             predictor.patient_evidence([patient])
         except SkinPamperError as exc:
             raise HTTPException(422, str(exc)) from None
-        uploads = await read_uploads(request, settings.max_upload_bytes, settings.max_files)
+        uploads = await read_uploads(
+            request, settings.max_upload_bytes, settings.max_files, settings.body_timeout
+        )
         await anyio.to_thread.run_sync(
             check_images, uploads, settings.max_pixels, settings.max_request_pixels
         )
@@ -253,7 +261,7 @@ def _add_explain_route(
         class_code: Annotated[str | None, Query(alias="class", pattern=CLASS_PATTERN)] = None,
     ) -> Response:
         """Grad-CAM overlay of one image for `class` (default: the top class), on what the model saw."""
-        uploads = await read_uploads(request, settings.max_upload_bytes, 1)
+        uploads = await read_uploads(request, settings.max_upload_bytes, 1, settings.body_timeout)
         await anyio.to_thread.run_sync(
             check_images, uploads, settings.max_pixels, settings.max_request_pixels
         )

@@ -9,11 +9,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import socket
+from functools import partial
 
 import uvicorn
 from fastapi import FastAPI
 
 from skinpamper.errors import ConfigError
+from skinpamper.serving.service.protocol import HeaderDeadlineProtocol
+from skinpamper.serving.service.settings import ServeSettings
 
 # glibc's mallopt parameter, and the size from which allocations get their own mapping.
 _M_MMAP_THRESHOLD = -3
@@ -54,12 +57,21 @@ def return_freed_memory() -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, _OWN_MAPPING_BYTES)
 
 
-def serve(app: FastAPI, sock: socket.socket) -> None:
-    """Serve `app` on `sock` until interrupted, in this process and thread.
+def serve(app: FastAPI, sock: socket.socket, settings: ServeSettings) -> None:
+    """Serve `app` on `sock` until SIGTERM or Ctrl-C, in this process and thread, within `settings`' limits.
 
     One process: the app's limiter bounds inferences across all connections, and onnxruntime releases
     the GIL while it computes. Access logging is off: one line per request costs more than a prediction.
     """
     return_freed_memory()
-    config = uvicorn.Config(app, access_log=False, log_level="warning")
+    config = uvicorn.Config(
+        app,
+        access_log=False,
+        log_level="warning",
+        http=partial(HeaderDeadlineProtocol, header_timeout=settings.header_timeout),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -36,6 +36,18 @@ class ServeSettings(BaseSettings):
     onnx_threads: int = Field(1, ge=0, le=64)  # per inference; 1 lets max_inferences use the cores
     tta: bool = False  # 8 views cost 8x the time; the CLI's predict defaults to TTA instead
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()  # comma-separated; empty: CORS off
+    # Connection limits in the manner of nginx, so that slow or stalled clients cost a bounded amount.
+    # Request line and headers together (nginx's large_client_header_buffers is 4 x 8 KiB): 400 over it.
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    # nginx's client_header_timeout: headers must arrive this soon after the connection opens or the
+    # last response ends; idle connections are closed, half-sent headers answered 408.
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(10.0, gt=0)  # longest wait between two reads of a body (nginx's): 408
+    keep_alive_timeout: int = Field(5, ge=1)  # seconds an idle connection stays open after a response
+    # Open connections; beyond, each request (probes too) gets 503 at once rather than a slow answer.
+    # 512 is nginx's worker_connections and far below a default 1,024 open-file limit.
+    max_connections: int = Field(512, ge=2)
+    shutdown_timeout: int = Field(5, ge=1)  # seconds SIGTERM waits for requests in flight, then ends them
 
     @field_validator("max_request_pixels")
     @classmethod

@@ -10,8 +10,10 @@ sizes from their headers, in a worker thread, before anything is decoded.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import anyio
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -91,8 +93,29 @@ class _Collector:
         self.data = None
 
 
-async def read_uploads(request: Request, max_bytes: int, max_files: int) -> list[Upload]:
-    """The parts of field `files`; 413 over max_bytes or max_files, 415 if not multipart, 400 if malformed."""
+async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:
+    """The body as it arrives; 408, and the connection closed, when nothing comes for `timeout` seconds.
+
+    nginx's client_body_timeout: the wait between two reads is bounded, not the whole body, so a slow
+    upload still goes through while a stalled one frees its connection.
+    """
+    stream = request.stream()
+    while True:
+        try:
+            with anyio.fail_after(timeout):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise HTTPException(
+                408, f"no body bytes for {timeout:g} s; send the request again", {"Connection": "close"}
+            ) from None
+        yield chunk
+
+
+async def read_uploads(request: Request, max_bytes: int, max_files: int, body_timeout: float) -> list[Upload]:
+    """The parts of field `files`; 413 over max_bytes or max_files, 415 if not multipart, 400 if malformed,
+    408 when the body stalls for `body_timeout` seconds."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -104,7 +127,7 @@ async def read_uploads(request: Request, max_bytes: int, max_files: int) -> list
     total = 0
     try:
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, body_timeout):
             total += len(chunk)
             if total > max_bytes:  # a client may send more than it declared, or no length at all
                 raise HTTPException(413, f"request over {max_bytes:,} bytes")
