@@ -155,6 +155,10 @@ class Predictor:
         )
 
     @property
+    def engine(self) -> Engine:
+        return self.chain.engine
+
+    @property
     def tta(self) -> bool:
         return self.chain.tta
 
