@@ -131,7 +131,8 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model plus the preprocessing and calibration its run was trained and fitted with."""
+    """A loaded model plus the preprocessing its run was trained with and the run's inference chain
+    (`scoring.chain`: TTA, temperature, metadata, status), the one `evaluate` scores through too."""
 
     def __init__(
         self,
