@@ -35,7 +35,6 @@ from skinpamper.scoring.calibration import temperature_effect
 from skinpamper.scoring.chain import Chain, Scored
 from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.subgroups import subgroup_report
-from skinpamper.serving.predict import keras_engine
 from skinpamper.training.run import Run, refuse_run_folder
 
 EVALUATION_FILES = "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
@@ -162,7 +161,7 @@ def run_chain(run: Run, model: keras.Model) -> Chain:
     abstention rules, as `Predictor.load` builds it (without TTA; `replace(chain, tta=True)` adds it)."""
     saved = run.abstention()
     return Chain(
-        keras_engine(run.serving_model(model)),
+        run.engine(model),
         run.temperature(),
         metadata=run.metadata_model(),
         abstention=None if saved is None else saved[1],

@@ -387,21 +387,7 @@ def _keras_engine(path: Path) -> tuple[Engine, ModelCard, Any]:
         ) from None
     run = Run.open(path)
     model = run.load_model()
-    return keras_engine(run.serving_model(model)), run_card(run), model
-
-
-def keras_engine(serving: Any) -> Engine:
-    """The chain's engine for a Keras model from `Run.serving_model` (one or two outputs)."""
-    # predict_on_batch calls the compiled predict function directly: ~3 ms for one image where
-    # model.predict spends ~50 ms building a dataset and a progress loop.
-    if len(serving.outputs) == 1:  # saved before OOD detection existed
-        return lambda images: (np.asarray(serving.predict_on_batch(images)), None)
-
-    def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, scores = serving.predict_on_batch(images)
-        return np.asarray(probs), np.asarray(scores)
-
-    return engine
+    return run.engine(model), run_card(run), model
 
 
 def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
