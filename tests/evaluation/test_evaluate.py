@@ -112,7 +112,11 @@ def test_metadata_scores_the_calibrated_probabilities_times_the_evidence(
     evaluation = evaluate(trained_run, dataset, tta=True, n_boot=0, explain=False)
     test = dataset.subset(run.split(dataset).test)
     evidence = model.log_likelihood(test.meta, "test")
-    expected = fuse(apply_temperature(evaluation.probs_tta, run.temperature()), evidence)
+    # every probability of an evaluation is calibrated, as predict reports it
+    np.testing.assert_allclose(
+        evaluation.probs, apply_temperature(evaluation.probs_uncalibrated, run.temperature())
+    )
+    expected = fuse(evaluation.probs_tta, evidence)
     np.testing.assert_allclose(evaluation.probs_metadata, expected, atol=1e-9)
     assert evaluation.metrics_metadata["n"] == len(test)
     folder = write_evaluation(evaluation, tmp_path / "e")

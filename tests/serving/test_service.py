@@ -1,6 +1,7 @@
 """The HTTP service through FastAPI's TestClient: every route, every limit, and a schemathesis fuzz run."""
 
 import asyncio
+import dataclasses
 import io
 import os
 import re
@@ -180,7 +181,7 @@ def test_concurrent_inferences_are_bounded(onnx_model: Path, jpeg_bytes: bytes, 
             active[0] -= 1
         return engine(images)
 
-    predictor.engine = slow_engine
+    predictor.chain = dataclasses.replace(predictor.chain, engine=slow_engine)
     app = create_app(predictor, ServeSettings(max_inferences=limit))
 
     async def burst() -> list[int]:

@@ -1,24 +1,26 @@
 """`evaluate(run_dir, dataset=None)`: score a trained run on its own test split or on any labelled set.
 
 Images go through exactly the run's preprocessing (same image size and fit at load, scaling inside the
-model). With `tta=True` each image is also scored as the mean over the 8 flips/rotations of the square,
-and both sets of figures are kept so the report can show the difference. Where the run has a metadata
-model and the images have age, sex or site, a third set scores the (TTA when run) probabilities,
-calibrated, combined with what the metadata says (`metadata_model`). The reported probabilities are
-also broken down by subgroup (sex, age band, site, ...: `scoring.subgroups`), ranked by confidence
-(risk-coverage), and, where the run has an OOD detector, given the status `predict` would give them,
-so the report shows what refusing the strange and the unsure costs and buys on this set. The
-evaluated images and Grad-CAM maps of a few examples travel with the result, so the report needs
-neither data nor model.
+model) and the one inference chain `predict` and the service use (`scoring.chain`), so every
+probability here is the calibrated one a user of the run sees for the same image. With `tta=True`
+each image is also scored as the mean over the 8 flips/rotations of the square, and both sets of
+figures are kept so the report can show the difference. Where the run has a metadata model and the
+images have age, sex or site, a third set scores the (TTA when run) probabilities combined with what
+the metadata says (`metadata_model`). The reported probabilities are also broken down by subgroup
+(sex, age band, site, ...: `scoring.subgroups`), ranked by confidence (risk-coverage), and, where the
+run has an OOD detector, given the status `predict` gives them, so the report shows what refusing the
+strange and the unsure costs and buys on this set. The evaluated images and Grad-CAM maps of a few
+examples travel with the result, so the report needs neither data nor model.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -28,16 +30,12 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam, gradcam_examples
-from skinpamper.models.features import feature_model
-from skinpamper.scoring.abstention import abstention_summary, risk_coverage
-from skinpamper.scoring.calibration import apply_temperature, temperature_effect
+from skinpamper.scoring.abstention import Abstention, abstention_summary, risk_coverage
+from skinpamper.scoring.calibration import temperature_effect
+from skinpamper.scoring.chain import Chain, Scored
 from skinpamper.scoring.clinical import clinical_metrics
-from skinpamper.scoring.metadata_model import fuse
 from skinpamper.scoring.subgroups import subgroup_report
-from skinpamper.scoring.tta import predict_tta
 from skinpamper.training.run import Run, refuse_run_folder
-from skinpamper.training.train import predict_probs
-from skinpamper.training.trust import probabilities_and_features
 
 EVALUATION_FILES = "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
 
@@ -51,17 +49,20 @@ class Evaluation:
     part: str  # "test", "val", "train", or "all" for an external set
     image_ids: list[str]
     y_true: np.ndarray
-    probs: np.ndarray
-    metrics: dict[str, Any]
-    probs_tta: np.ndarray | None = None
+    probs: (
+        np.ndarray
+    )  # plain (single view), calibrated with the run's temperature: what predict --no-tta says
+    metrics: dict[str, Any]  # of `probs`
+    probs_uncalibrated: np.ndarray | None = None  # `probs` before the temperature, for calibration figures
+    probs_tta: np.ndarray | None = None  # 8-view TTA, calibrated: what predict says
     metrics_tta: dict[str, Any] | None = None
     calibration: dict[str, float] | None = None  # the run's temperature and its effect on this set
-    probs_metadata: np.ndarray | None = None  # reported probs, calibrated, times the metadata evidence
+    probs_metadata: np.ndarray | None = None  # reported probs times the metadata evidence
     metrics_metadata: dict[str, Any] | None = None
     images: np.ndarray | None = None  # the evaluated images (uint8), for the report's image figures
     gradcam_rows: np.ndarray | None = None  # rows of `images` explained by Grad-CAM
     gradcam_maps: np.ndarray | None = None  # their heatmaps (single view, predicted class)
-    risk_coverage: dict[str, Any] | None = None  # of the reported probabilities, calibrated
+    risk_coverage: dict[str, Any] | None = None  # of the reported probabilities
     subgroups: dict[str, Any] | None = None  # scoring.subgroups.subgroup_report of the reported probs
     ood_scores: np.ndarray | None = None  # per image; None for a run without an OOD detector
     statuses: list[str] | None = None  # what predict would say of each image, from the reported probs
@@ -69,7 +70,7 @@ class Evaluation:
 
     @property
     def reported_probs(self) -> np.ndarray:
-        """The probabilities predictions.csv holds: 8-view TTA when computed, else the plain ones."""
+        """The image probabilities predictions.csv holds: 8-view TTA when computed, else the plain ones."""
         return self.probs if self.probs_tta is None else self.probs_tta
 
 
@@ -112,40 +113,42 @@ def evaluate(
     images, part = _images_of(run, dataset, part, external)
     lesions = images.meta["lesion_id"].astype(str).to_numpy() if images.has_lesion_ids else None
     model = run.load_model()
-    saved = run.abstention()
-    ood_scores = None
-    if saved is None:
-        probs = predict_probs(model, images.images)
-    else:
-        probs, features = probabilities_and_features(feature_model(model), images.images)
-        ood_scores = saved[0].score(features)
-    metrics = clinical_metrics(images.labels, probs, lesions, n_boot=n_boot, seed=config.seed)
-    probs_tta = metrics_tta = None
-    if tta:
-        probs_tta = predict_tta(lambda x: predict_probs(model, x), images.images)
-        metrics_tta = clinical_metrics(images.labels, probs_tta, lesions, n_boot=n_boot, seed=config.seed)
-    temperature = run.temperature()
-    reported = probs if probs_tta is None else probs_tta
-    calibrated = reported if temperature is None else apply_temperature(reported, temperature)
-    probs_metadata, metrics_metadata = _with_metadata(
-        run, images, dataset.source, calibrated, lesions, n_boot
-    )
-    trust = _trust(run, images, ood_scores, calibrated, probs_tta is not None)
-    rows = gradcam_examples(images.labels, probs) if explain else None
+    chain = run_chain(run, model)
+    # Not strict: a site the training split lacked, or another archive's naming, counts as unknown;
+    # how many values that hit is recorded beside the scores.
+    evidence = chain.evidence(images.meta, dataset.source, strict=False)
+    plain = chain.score(images.images, None if tta else evidence)
+    views = replace(chain, tta=True).score(images.images, evidence) if tta else None
+    reported = plain if views is None else views
+
+    def metrics_of(probs: np.ndarray) -> dict[str, Any]:
+        return clinical_metrics(images.labels, probs, lesions, n_boot=n_boot, seed=config.seed)
+
+    metrics_metadata = None
+    if chain.metadata is not None and evidence is not None:
+        metrics_metadata = metrics_of(reported.probabilities)
+        metrics_metadata["unseen_values_ignored"] = chain.metadata.unseen(images.meta)
+    temperature = chain.temperature
+    rows = gradcam_examples(images.labels, plain.image_probabilities) if explain else None
     return Evaluation(
-        **trust,
-        subgroups=subgroup_report(images.labels, reported, images.meta, lesions, n_boot, config.seed),
-        calibration=None if temperature is None else temperature_effect(images.labels, probs, temperature),
+        **_trust(chain.abstention, images.labels, reported, views is not None),
+        subgroups=subgroup_report(
+            images.labels, reported.image_probabilities, images.meta, lesions, n_boot, config.seed
+        ),
+        calibration=None
+        if temperature is None
+        else temperature_effect(images.labels, plain.uncalibrated, temperature),
         run=str(run.path),
         data=dataset.source,
         part=part,
         image_ids=images.meta["image_id"].astype(str).tolist(),
         y_true=images.labels,
-        probs=probs,
-        metrics=metrics,
-        probs_tta=probs_tta,
-        metrics_tta=metrics_tta,
-        probs_metadata=probs_metadata,
+        probs=plain.image_probabilities,
+        probs_uncalibrated=plain.uncalibrated,
+        metrics=metrics_of(plain.image_probabilities),
+        probs_tta=None if views is None else views.image_probabilities,
+        metrics_tta=None if views is None else metrics_of(views.image_probabilities),
+        probs_metadata=None if evidence is None else reported.probabilities,
         metrics_metadata=metrics_metadata,
         images=images.images,
         gradcam_rows=rows,
@@ -153,42 +156,26 @@ def evaluate(
     )
 
 
-def _with_metadata(
-    run: Run, images: Dataset, source: str, calibrated: np.ndarray, lesions: np.ndarray | None, n_boot: int
-) -> tuple[np.ndarray | None, dict[str, Any] | None]:
-    """The calibrated probabilities times the metadata model's evidence, and their metrics; (None,
-    None) for a run without a metadata model or images without age, sex or site."""
-    metadata = run.metadata_model()
-    if metadata is None:
-        return None, None
-    # Not strict: a site the training split lacked, or another archive's naming, counts as unknown;
-    # how many values that hit is recorded beside the scores.
-    evidence = metadata.log_likelihood(images.meta, source, strict=False)
-    if evidence is None or not evidence.any():
-        return None, None
-    fused = fuse(calibrated, evidence)
-    metrics = clinical_metrics(images.labels, fused, lesions, n_boot=n_boot, seed=run.config().seed)
-    metrics["unseen_values_ignored"] = metadata.unseen(images.meta)
-    return fused, metrics
-
-
-def _trust(
-    run: Run,
-    images: Dataset,
-    ood_scores: np.ndarray | None,
-    calibrated: np.ndarray,
-    tta: bool,
-) -> dict[str, Any]:
-    """Risk-coverage of the calibrated probabilities and, with a detector, each image's status."""
-    trust: dict[str, Any] = {
-        "risk_coverage": risk_coverage(images.labels, calibrated),
-        "ood_scores": ood_scores,
-    }
+def run_chain(run: Run, model: keras.Model) -> Chain:
+    """The inference chain of a run folder: its model with the OOD head, temperature, metadata model and
+    abstention rules, as `Predictor.load` builds it (without TTA; `replace(chain, tta=True)` adds it)."""
     saved = run.abstention()
-    if saved is not None and ood_scores is not None:
-        rules = saved[1]
-        trust["statuses"] = rules.statuses(ood_scores, calibrated, tta)
-        trust["abstention"] = abstention_summary(rules, ood_scores, calibrated, images.labels, tta)
+    return Chain(
+        run.engine(model),
+        run.temperature(),
+        metadata=run.metadata_model(),
+        abstention=None if saved is None else saved[1],
+    )
+
+
+def _trust(rules: Abstention | None, y_true: np.ndarray, scored: Scored, tta: bool) -> dict[str, Any]:
+    """Risk-coverage of the calibrated image probabilities and, with a detector, each image's status."""
+    calibrated = scored.image_probabilities
+    trust: dict[str, Any] = {"risk_coverage": risk_coverage(y_true, calibrated)}
+    if rules is not None and scored.ood_scores is not None:
+        trust["ood_scores"] = scored.ood_scores
+        trust["statuses"] = scored.statuses
+        trust["abstention"] = abstention_summary(rules, scored.ood_scores, calibrated, y_true, tta)
     return trust
 
 

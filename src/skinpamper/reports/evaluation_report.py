@@ -32,7 +32,6 @@ from skinpamper.reports.plots import plot_confusion_matrix
 from skinpamper.reports.run_files import read_history, read_json
 from skinpamper.reports.run_report import config_table, data_tables, history_figure, percent, split_table
 from skinpamper.reports.trust import trust_context
-from skinpamper.scoring.calibration import apply_temperature
 
 TTA_NAME = "8-view TTA"
 METADATA_NAME = "with age, sex, site"
@@ -189,15 +188,15 @@ def _figures(evaluation: Evaluation) -> dict[str, list[dict[str, str]]]:
     """Every figure of the page, grouped by section."""
     y_true, probs = evaluation.y_true, evaluation.reported_probs
     scored = f"{TTA_NAME} probabilities" if evaluation.probs_tta is not None else "plain probabilities"
-    calibrated = None
-    if evaluation.calibration is not None:
-        calibrated = apply_temperature(evaluation.probs, evaluation.calibration["temperature"])
+    before, after = evaluation.probs, None
+    if evaluation.calibration is not None and evaluation.probs_uncalibrated is not None:
+        before, after = evaluation.probs_uncalibrated, evaluation.probs
     reported = evaluation.metrics if evaluation.metrics_tta is None else evaluation.metrics_tta
     matrix = np.asarray(reported["confusion_matrix"])
     return {
         "calibration": [
             figure_item(
-                plot_reliability(y_true, evaluation.probs, calibrated),
+                plot_reliability(y_true, before, after),
                 "Reliability diagram",
                 "Accuracy per confidence bin (plain scoring); bars below the diagonal are over-confidence.",
             )

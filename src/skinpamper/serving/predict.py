@@ -1,14 +1,14 @@
 """Predictor: load a model once, from a run folder (Keras) or its ONNX export, and predict many images.
 
 Every image goes through exactly the training preprocessing (`imaging.load_image` at the run's size and
-fit; the model rescales inside), optionally the 8-view TTA, then the run's temperature, then, when the
-caller gives the patient's age, sex or site and the run has a metadata model, Bayes' rule with what
-they say (`metadata_model`). Each prediction carries a status (`scoring.abstention`): the model's
-OOD score, read from the same forward pass as its probabilities, and its confidence, against the
-thresholds the run fitted on its validation split. The ONNX path imports onnxruntime and nothing of
-Keras or TensorFlow, so `pip install 'skinpamper[serve]'` can run it; what it needs to know about the
-run (size, fit, temperature, metadata model, thresholds, metrics) travels inside the ONNX file, and
-the OOD detector inside its graph.
+fit; the model rescales inside), then the one inference chain `evaluate` uses too (`scoring.chain`):
+optionally the 8-view TTA, the run's temperature, when the caller gives the patient's age, sex or site
+and the run has a metadata model Bayes' rule with what they say (`metadata_model`), and a status
+(`scoring.abstention`) from the model's OOD score, read from the same forward pass as its
+probabilities, and its confidence. The ONNX path imports onnxruntime and nothing of Keras or
+TensorFlow, so `pip install 'skinpamper[serve]'` can run it; what it needs to know about the run (size,
+fit, temperature, metadata model, thresholds, metrics) travels inside the ONNX file, and the OOD
+detector inside its graph.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,15 +29,12 @@ from skinpamper.errors import ConfigError, ImageError
 from skinpamper.imaging import FITS, MAX_PIXELS, load_image
 from skinpamper.reports.model_card import model_card
 from skinpamper.scoring.abstention import UNCHECKED, Abstention
-from skinpamper.scoring.calibration import apply_temperature
-from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, fuse, metadata_frame
-from skinpamper.scoring.tta import predict_tta
+from skinpamper.scoring.chain import Chain, Engine, Scored
+from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, metadata_frame
 
 if TYPE_CHECKING:
     from skinpamper.training.run import Run
 
-# float32 (N, S, S, 3) in 0..255 -> probabilities (N, 7) and OOD scores (N,), or None without a detector
-Engine = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 ONNX_METADATA_KEY = "skinpamper"  # the ONNX metadata_props entry holding the ModelCard as JSON
 OOD_OUTPUT = "ood_score"  # the ONNX output holding the OOD score, beside "probabilities"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -134,7 +131,8 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model plus the preprocessing and calibration its run was trained and fitted with."""
+    """A loaded model plus the preprocessing its run was trained with and the run's inference chain
+    (`scoring.chain`: TTA, temperature, metadata, status), the one `evaluate` scores through too."""
 
     def __init__(
         self,
@@ -145,15 +143,33 @@ class Predictor:
         max_pixels: int = MAX_PIXELS,
         model: Any = None,
     ) -> None:
-        self.engine, self.card, self.backend = engine, card, backend
-        self.tta, self.max_pixels = tta, max_pixels
+        self.card, self.backend = card, backend
+        self.max_pixels = max_pixels
         self.model = model  # the Keras model behind a run folder, for Grad-CAM; None for ONNX
-        card_metadata = card.metadata_model
-        self.metadata = (
-            None if card_metadata is None else MetadataModel.from_dict(card_metadata, card.model_id)
+        metadata, rules = card.metadata_model, card.abstention
+        self.chain = Chain(
+            engine,
+            card.temperature,
+            tta,
+            None if metadata is None else MetadataModel.from_dict(metadata, card.model_id),
+            None if rules is None else Abstention.from_dict(rules, card.model_id),
         )
-        rules = card.abstention
-        self.abstention = None if rules is None else Abstention.from_dict(rules, card.model_id)
+
+    @property
+    def engine(self) -> Engine:
+        return self.chain.engine
+
+    @property
+    def tta(self) -> bool:
+        return self.chain.tta
+
+    @property
+    def metadata(self) -> MetadataModel | None:
+        return self.chain.metadata
+
+    @property
+    def abstention(self) -> Abstention | None:
+        return self.chain.abstention
 
     @classmethod
     def load(
@@ -189,27 +205,17 @@ class Predictor:
     @property
     def checks_status(self) -> bool:
         """Whether predictions get a real status: the model has an OOD detector and thresholds."""
-        return self.abstention is not None
+        return self.chain.checks_status
 
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 -> (N, 7) probabilities, with TTA and the run's temperature when set."""
-        return self._score(images_uint8)[0]
+        return self.chain.score(images_uint8).probabilities
 
-    def _score(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Calibrated probabilities (TTA when set) and the OOD scores of the images as they are."""
-        probs, scores = self.engine(images_uint8.astype(np.float32))
-        if self.tta:
-            probs = predict_tta(lambda views: self.engine(views)[0], images_uint8)
-        probs = np.asarray(probs, dtype=np.float64)
-        if self.card.temperature is not None:
-            probs = apply_temperature(probs, self.card.temperature)
-        return probs, None if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
-
-    def _statuses(self, probs: np.ndarray, scores: np.ndarray | None) -> list[dict[str, Any]]:
+    def _statuses(self, scored: Scored) -> list[dict[str, Any]]:
         """Each image's status fields, from its image-only probabilities and its OOD score."""
-        rules = self.abstention
+        rules, scores = self.abstention, scored.ood_scores
         if rules is None or scores is None:
-            return [{"status": UNCHECKED} for _ in range(len(probs))]
+            return [{"status": UNCHECKED} for _ in scored.statuses]
         threshold = rules.confidence_threshold(self.tta)
         return [
             {
@@ -219,7 +225,7 @@ class Predictor:
                 "confidence": float(row.max()),
                 "confidence_threshold": threshold,
             }
-            for status, score, row in zip(rules.statuses(scores, probs, self.tta), scores, probs, strict=True)
+            for status, score, row in zip(scored.statuses, scores, scored.image_probabilities, strict=True)
         ]
 
     def patient_evidence(
@@ -241,7 +247,7 @@ class Predictor:
                 "predict from the image alone"
             )
         patients = metadata_frame(list(infos), None if names is None else list(names))
-        return self.metadata.log_likelihood(patients, source)
+        return self.chain.evidence(patients, source)
 
     def predict_arrays(
         self, images_uint8: np.ndarray, names: Sequence[str], patients: Sequence[PatientInfo | None] = ()
@@ -249,11 +255,10 @@ class Predictor:
         """Predictions for images already decoded to the model's input size, with each one's metadata
         when `patients` is given (one entry per image, None where unknown)."""
         evidence = self.patient_evidence(patients, names=names) if patients else None
-        probs, scores = self._score(images_uint8)
-        statuses = self._statuses(probs, scores)  # of the image itself, before the patient's metadata
-        used = np.zeros(len(probs), dtype=bool)
-        if evidence is not None:
-            probs, used = fuse(probs, evidence), evidence.any(axis=1)
+        scored = self.chain.score(images_uint8, evidence)
+        rows = zip(
+            names, scored.probabilities, scored.with_metadata.tolist(), self._statuses(scored), strict=True
+        )
         return [
             Prediction(
                 name,
@@ -261,10 +266,10 @@ class Predictor:
                 self.calibrated,
                 self.tta,
                 self.card.model_id,
-                with_metadata=u,
+                with_metadata=used,
                 **status,
             )
-            for name, row, u, status in zip(names, probs, used.tolist(), statuses, strict=True)
+            for name, row, used, status in rows
         ]
 
     def predict(
@@ -382,17 +387,7 @@ def _keras_engine(path: Path) -> tuple[Engine, ModelCard, Any]:
         ) from None
     run = Run.open(path)
     model = run.load_model()
-    serving = run.serving_model(model)
-    # predict_on_batch calls the compiled predict function directly: ~3 ms for one image where
-    # model.predict spends ~50 ms building a dataset and a progress loop.
-    if len(serving.outputs) == 1:  # saved before OOD detection existed
-        return (lambda images: (np.asarray(serving.predict_on_batch(images)), None)), run_card(run), model
-
-    def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, scores = serving.predict_on_batch(images)
-        return np.asarray(probs), np.asarray(scores)
-
-    return engine, run_card(run), model
+    return run.engine(model), run_card(run), model
 
 
 def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
