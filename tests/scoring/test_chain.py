@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from service_fixtures import DATA_USER
 from skinpamper.classes import CODES
 from skinpamper.cli import main
 from skinpamper.scoring.abstention import Abstention, ConfidenceChoice
@@ -161,9 +162,10 @@ def _assert_same(doors: dict[str, pd.DataFrame], reference: pd.DataFrame, atol: 
 def test_every_door_gives_the_same_probabilities_and_statuses(
     served_run: Path, onnx_model: Path, tta: bool, tmp_path: Path
 ) -> None:
-    meta_csv = served_run.parent / "ham" / "HAM10000_metadata.csv"
+    data = served_run.parent / "home" / DATA_USER / "ham"
+    meta_csv = data / "HAM10000_metadata.csv"
     test_ids = json.loads((served_run / "split.json").read_text())["test"]
-    paths = [served_run.parent / "ham" / "HAM10000_images_part_1" / f"{i}.jpg" for i in test_ids]
+    paths = [data / "HAM10000_images_part_1" / f"{i}.jpg" for i in test_ids]
     evaluated = _evaluate_door(served_run, tta, tmp_path / "evaluation")
     assert evaluated.index.tolist() == test_ids
     # the metadata moves some images, so the fused columns test the metadata step, not a copy of p_
