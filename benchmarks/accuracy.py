@@ -79,7 +79,7 @@ RECIPES: dict[str, dict] = {
     # ImageNet-pretrained EfficientNet-Lite0 fine-tuned with its own defaults (training.config's
     # MODEL_DEFAULTS: head first, then the network, early stages frozen), one model, at four sizes.
     # The shared JPEGs are 200x150: above 150 px the images are upsampled.
-    **{f"lite0-{size}": {"model": "efficientnet_lite0", "image_size": size} for size in (96, 128, 160, 192)},
+    **{f"lite0-{size}": {"model": "efficientnet_lite0", "image_size": size} for size in (64, 96, 128, 160, 192)},
 }
 
 
