@@ -30,20 +30,21 @@ TRAINING_RECORD = ("precision", "xla", "jit_compile", "strategy", "replicas", "p
 SEED_STEP = 100  # member k is seeded seed + 100 k: apart from the seeds of neighbouring experiments
 
 
-def _member(model: keras.Model, image_size: int, name: str) -> keras.Model:
-    """`model` called on an input of its own and wrapped under `name`.
+def _member(model: keras.Model, name: str) -> keras.Model:
+    """`model`'s own graph under `name`.
 
-    A loaded model may be functional or Sequential (the seed CNN), and a loaded Sequential has no
-    `.input` until it is called, so the member is built by calling it rather than by reading its graph.
+    A loaded model may be functional or Sequential (the seed CNN); a loaded Sequential has no `.input`
+    until it is called, but both kinds have `.inputs` and `.outputs`. Reading the graph rather than
+    calling the model keeps a member one level deep, which tf2onnx needs: a keras.applications
+    backbone nested one level further lost its Normalization constants in the ONNX export.
     """
-    inputs = keras.Input((image_size, image_size, 3), name=f"{name}_image")
-    return keras.Model(inputs, model(inputs), name=name)
+    return keras.Model(model.inputs[0], model.outputs[0], name=name)
 
 
 def average_models(models: Sequence[keras.Model], image_size: int) -> keras.Model:
     """A model whose output is the mean of `models`' softmax outputs, each kept whole inside it."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    named = [_member(model, image_size, f"member_{i}") for i, model in enumerate(models, 1)]
+    named = [_member(model, f"member_{i}") for i, model in enumerate(models, 1)]
     outputs = [member(inputs) for member in named]
     mean = layers.Average(dtype="float32", name="predictions")(outputs)
     return keras.Model(inputs, mean, name="ensemble")
