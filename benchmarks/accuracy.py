@@ -77,9 +77,12 @@ RECIPES: dict[str, dict] = {
     "compact-28-la": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust"},
     "compact-28-la-ens3": {**COMPACT_28, **NO_COLOUR_CONSTANCY, "imbalance": "logit_adjust", "members": 3},
     # ImageNet-pretrained EfficientNet-Lite0 fine-tuned with its own defaults (training.config's
-    # MODEL_DEFAULTS: head first, then the network, early stages frozen), one model, at four sizes.
+    # MODEL_DEFAULTS: head first, then the network, early stages frozen), one model, at five sizes.
     # The shared JPEGs are 200x150: above 150 px the images are upsampled.
-    **{f"lite0-{size}": {"model": "efficientnet_lite0", "image_size": size} for size in (64, 96, 128, 160, 192)},
+    **{
+        f"lite0-{size}": {"model": "efficientnet_lite0", "image_size": size}
+        for size in (64, 96, 128, 160, 192)
+    },
 }
 
 
