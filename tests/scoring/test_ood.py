@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from scipy.spatial.distance import mahalanobis
@@ -65,7 +66,35 @@ def test_detector_round_trips_and_a_damaged_file_is_named(tmp_path: Path) -> Non
     path = tmp_path / "ood_detector.npz"
     detector.save(path)
     loaded = OODDetector.load(path)
-    np.testing.assert_array_equal(loaded.centres, detector.centres)
+    np.testing.assert_array_equal(loaded.means, detector.means)
+    np.testing.assert_array_equal(loaded.projections, detector.projections)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ConfigError, match="ood_detector.npz: not a readable OOD detector"):
         OODDetector.load(path)
+
+
+def test_a_detector_saved_with_projected_centres_still_scores_the_same(tmp_path: Path) -> None:
+    """Runs saved before class means were kept hold centres = mean @ projection (square projections)."""
+    features, labels = _clusters()
+    detector = fit_detector(features, labels)
+    path = tmp_path / "old.npz"
+    centres = np.einsum("cd,cdk->ck", detector.means, detector.projections)
+    np.savez(path, centres=centres, projections=detector.projections)
+    np.testing.assert_allclose(OODDetector.load(path).score(features), detector.score(features), rtol=1e-9)
+
+
+def test_the_score_survives_float32_on_tiny_features() -> None:
+    """Features with a large common offset and a tiny spread (ReLU features of a weakly trained network)
+    are whitened by ~1e4: the in-graph score must come out of float32 close to its float64 value
+    (projecting before subtracting the class mean was off by 1.5e-3 here)."""
+    from skinpamper.models.ood_head import with_ood_score
+
+    rng = np.random.default_rng(0)
+    features = (1.0 + rng.normal(0, 1e-4, (600, 256))).astype(np.float32)
+    labels = np.arange(600) % 3
+    detector = fit_detector(features, labels)
+    inputs = keras.Input((256,))
+    head = keras.Model(inputs, keras.layers.Dense(7, activation="softmax", name="predictions")(inputs))
+    scored = with_ood_score(head, detector.means, detector.projections)
+    _, in_float32 = scored.predict(features, verbose=0)
+    np.testing.assert_allclose(in_float32, detector.score(features), rtol=5e-4)

@@ -87,7 +87,7 @@ def test_training_fits_the_ood_detector_and_thresholds_on_the_right_splits(
     the confidence thresholds are recorded with what they gave on validation."""
     detector, rules = finished_run.abstention()
     split = finished_run.split(dataset)
-    assert detector.centres.shape[0] == len(np.unique(dataset.labels[split.train]))
+    assert detector.means.shape[0] == len(np.unique(dataset.labels[split.train]))
     assert rules.ood_keep == CONFIG.ood_keep and rules.target_balanced_accuracy == CONFIG.abstention_target
     assert set(rules.confidence) == {"plain", "tta"}
     assert all(0.5 <= choice.coverage <= 1 for choice in rules.confidence.values())

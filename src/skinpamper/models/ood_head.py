@@ -17,35 +17,37 @@ from skinpamper.models.features import feature_model
 
 @keras.saving.register_keras_serializable(package="skinpamper")
 class NearestCentreDistance(layers.Layer):
-    """features (N, D) -> min over classes c of ||features @ projection_c - centre_c||², shape (N,),
-    each projection D x K (K = D unless the detector reduced wide features to K components)."""
+    """features (N, D) -> min over classes c of ||(features - mean_c) @ projection_c||², shape (N,).
+
+    Each class mean is subtracted before its projection (D x K), as `OODDetector.score` does: in
+    float32, projecting first loses the distance in the difference of two large numbers.
+    """
 
     def __init__(
         self, dimensions: int, centres: int, components: int | None = None, **kwargs: object
     ) -> None:
         super().__init__(dtype="float32", **kwargs)
         self.dimensions, self.count = dimensions, centres
-        self.components = components or dimensions  # saved before reduction existed: square projections
-        # (D, C * K): every class's projection side by side, so one matrix product projects for all
-        self.projection = self.add_weight(
-            shape=(dimensions, centres * self.components), trainable=False, name="projection"
+        self.components = components or dimensions
+        self.projections = self.add_weight(
+            shape=(centres, dimensions, self.components), trainable=False, name="projections"
         )
-        self.centres = self.add_weight(shape=(centres * self.components,), trainable=False, name="centres")
+        self.means = self.add_weight(shape=(centres, 1, dimensions), trainable=False, name="means")
 
     def call(self, features: keras.KerasTensor) -> keras.KerasTensor:
-        projected = ops.matmul(ops.cast(features, "float32"), self.projection) - self.centres
-        squared = ops.reshape(ops.square(projected), (-1, self.count, self.components))
-        return ops.min(ops.sum(squared, axis=2), axis=1)
+        centred = ops.expand_dims(ops.cast(features, "float32"), 0) - self.means  # (C, N, D)
+        projected = ops.matmul(centred, self.projections)  # (C, N, K)
+        return ops.min(ops.sum(ops.square(projected), axis=2), axis=0)
 
     def get_config(self) -> dict:
         config = {"dimensions": self.dimensions, "centres": self.count, "components": self.components}
         return {**super().get_config(), **config}
 
 
-def with_ood_score(model: keras.Model, centres: np.ndarray, projections: np.ndarray) -> keras.Model:
+def with_ood_score(model: keras.Model, means: np.ndarray, projections: np.ndarray) -> keras.Model:
     """images -> [probabilities, ood_score]: `model` unchanged, plus the detector on its features.
 
-    `centres` (C, K) and `projections` (C, D, K) as `skinpamper.scoring.ood.OODDetector` holds them.
+    `means` (C, D) and `projections` (C, D, K) as `skinpamper.scoring.ood.OODDetector` holds them.
     """
     features = feature_model(model)
     inputs = keras.Input(model.input_shape[1:], name="images")
@@ -53,6 +55,5 @@ def with_ood_score(model: keras.Model, centres: np.ndarray, projections: np.ndar
     count, dims, components = projections.shape
     distance = NearestCentreDistance(dims, count, components, name="ood_score")
     score = distance(pooled)
-    side_by_side = np.transpose(projections, (1, 0, 2)).reshape(dims, count * components)
-    distance.set_weights([side_by_side.astype(np.float32), centres.reshape(-1).astype(np.float32)])
+    distance.set_weights([projections.astype(np.float32), means.reshape(count, 1, dims).astype(np.float32)])
     return keras.Model(inputs, [probabilities, score], name=f"{model.name}_with_ood")

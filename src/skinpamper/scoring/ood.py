@@ -45,33 +45,50 @@ FLAT = 1e-3  # a component whose spread is below this share of the largest one's
 
 @dataclass(frozen=True)
 class OODDetector:
-    """Per class: the whitening projection of the training split's features and the projected mean."""
+    """Per class: the training split's mean features and the whitening projection around them.
 
-    centres: np.ndarray  # (C, K): class means, each multiplied by its class's projection
+    The score subtracts each class mean before projecting, never after: whitening multiplies by the
+    inverse square root of small variances, and projecting first would subtract two large, nearly equal
+    numbers, which float32 (Keras, ONNX) gets wrong by more than the distance itself on weakly trained
+    features.
+    """
+
+    means: np.ndarray  # (C, D): class means of the features
     projections: np.ndarray  # (C, D, K): principal components (when K < D) times Cholesky factors
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N,) squared Mahalanobis distance to the nearest class; higher is stranger."""
-        projected = np.einsum("nd,cde->nce", np.asarray(features, dtype=np.float64), self.projections)
-        return ((projected - self.centres[None]) ** 2).sum(axis=-1).min(axis=1)
+        centred = np.asarray(features, dtype=np.float64)[:, None, :] - self.means[None]
+        projected = np.einsum("ncd,cdk->nck", centred, self.projections)
+        return (projected**2).sum(axis=-1).min(axis=1)
 
     def save(self, path: Path) -> None:
         with path.open("wb") as handle:
-            np.savez(handle, centres=self.centres, projections=self.projections)
+            np.savez(handle, means=self.means, projections=self.projections)
 
     @classmethod
     def load(cls, path: Path) -> OODDetector:
-        """Read `save`'s file; a damaged one is refused with its name."""
+        """Read `save`'s file (or an older one holding projected centres); a damaged one is refused."""
         try:
             with np.load(path) as arrays:
-                centres, projections = arrays["centres"], arrays["projections"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                projections = arrays["projections"]
+                means = (
+                    arrays["means"] if "means" in arrays.files else _means_of(arrays["centres"], projections)
+                )
+        except (OSError, ValueError, KeyError, EOFError, np.linalg.LinAlgError, zipfile.BadZipFile) as exc:
             raise ConfigError(f"{path}: not a readable OOD detector ({exc})") from None
-        count, components = centres.shape if centres.ndim == 2 else (0, 0)
-        dims = projections.shape[1] if projections.ndim == 3 else 0
-        if count == 0 or projections.shape != (count, dims, components) or components > dims:
-            raise ConfigError(f"{path}: OOD detector arrays have shapes {centres.shape}, {projections.shape}")
-        return cls(centres, projections)
+        count, dims = means.shape if means.ndim == 2 else (0, 0)
+        if count == 0 or projections.ndim != 3 or projections.shape[:2] != (count, dims):
+            raise ConfigError(f"{path}: OOD detector arrays have shapes {means.shape}, {projections.shape}")
+        return cls(means, projections)
+
+
+def _means_of(centres: np.ndarray, projections: np.ndarray) -> np.ndarray:
+    """Class means from the projected centres that detectors saved before means were kept (their
+    projections are square and invertible: Cholesky factors)."""
+    if centres.ndim != 2 or projections.shape != (*centres.shape, centres.shape[1]):
+        raise ValueError(f"centres {centres.shape} do not fit projections {projections.shape}")
+    return np.stack([np.linalg.solve(p.T, c) for c, p in zip(centres, projections, strict=True)])
 
 
 def _whitening(centred: np.ndarray) -> np.ndarray:
@@ -95,7 +112,8 @@ def fit_detector(features: np.ndarray, labels: np.ndarray) -> OODDetector:
             for c, mean in zip(classes, means, strict=True)
         ]
     )
-    return OODDetector(np.einsum("cd,cde->ce", means, whitening), np.einsum("dk,cke->cde", basis, whitening))
+    feature_means = np.stack([features[labels == c].mean(axis=0) for c in classes])
+    return OODDetector(feature_means, np.einsum("dk,cke->cde", basis, whitening))
 
 
 def _principal_components(features: np.ndarray, most: int) -> np.ndarray:

@@ -22,9 +22,11 @@ from skinpamper.errors import ConfigError, ExportError
 from skinpamper.serving.predict import ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
-# max |s_onnx - s_keras| / s_keras of the OOD score: a sum of squares over hundreds of features, so its
-# float32 round-off is ~1e-5 relative; a wrong conversion is off by far more
-SCORE_PARITY_LIMIT = 1e-3
+# max |s_onnx - s_keras| / s_keras of the OOD score: a sum of squares over hundreds of features, whose
+# whitening magnifies the ~1e-6 by which TensorFlow's and onnxruntime's convolutions differ; on a barely
+# trained network (EfficientNetB0, one epoch from scratch) that reached 2.7e-3. A wrong conversion is
+# off by tens of percent.
+SCORE_PARITY_LIMIT = 1e-2
 PARITY_SAMPLES = 32
 ONNX_FILE = "model.onnx"
 
@@ -54,6 +56,7 @@ def export_onnx(
         raise ConfigError(f"{path}: the export's file name must end in .onnx")
     card = run_card(run)
     model = run.serving_model(run.load_model())
+    _normalisation_as_variables(model)
     names = ("probabilities", OOD_OUTPUT)[: len(model.outputs)]
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
     images = np.random.default_rng(0).integers(0, 256, (samples, card.image_size, card.image_size, 3))
@@ -92,6 +95,17 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_into(path, write)
     return ExportResult(path, card, diff, samples)
+
+
+def _normalisation_as_variables(model: object) -> None:
+    """Point adapted Normalization layers (keras.applications EfficientNetB0 has one) at their
+    variables: their `finalize_state` makes mean and variance eager tensors, which tf2onnx turned
+    into extra graph inputs the file could not be run without; variables it folds into constants."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False):  # nested models included
+        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "adapt_mean", None) is not None:
+            layer.mean, layer.variance = layer.adapt_mean, layer.adapt_variance
 
 
 def _finish_graph(path: Path, card: ModelCard, names: tuple[str, ...]) -> None:

@@ -307,7 +307,7 @@ class Run:
             return model
         from skinpamper.models.ood_head import with_ood_score
 
-        return with_ood_score(model, saved[0].centres, saved[0].projections)
+        return with_ood_score(model, saved[0].means, saved[0].projections)
 
     def engine(self, model: keras.Model) -> Engine:
         """The inference chain's engine (`scoring.chain`): `serving_model(model)` as a function of images."""
