@@ -91,6 +91,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train",
         "--data",
         folder,
+        "--model",
+        "compact_cnn",
         "--image-size",
         "28",
         "--epochs",

@@ -36,6 +36,8 @@ def served_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train",
         "--data",
         data,
+        "--model",
+        "compact_cnn",
         "--image-size",
         "28",
         "--epochs",

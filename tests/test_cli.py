@@ -72,12 +72,12 @@ def test_explore_writes_page(ham_folder: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "explore").glob("*.png"))) >= 5
 
 
-def test_train_by_default_averages_three_members_without_colour_constancy(
+def test_a_scratch_model_by_default_averages_three_members_without_colour_constancy(
     ham_folder: Path, tmp_path: Path
 ) -> None:
-    """The default measured to generalise best to other clinics (training/config.py, MEMBERS)."""
+    """The 28 px recipe measured to generalise best to other clinics (training/config.py, MEMBERS)."""
     out = tmp_path / "run"
-    args = ("--image-size", "28", "--epochs", "1", "--batch-size", "4")
+    args = ("--model", "compact_cnn", "--image-size", "28", "--epochs", "1", "--batch-size", "4")
     result = invoke("train", "--data", ham_folder, *args, "--out", out)
     assert result.exit_code == 0, result.output
     for name in ("config.json", "model.keras", "members.json", "split.json", "metrics.json", "report.html"):
@@ -87,7 +87,7 @@ def test_train_by_default_averages_three_members_without_colour_constancy(
     assert (out / "member-1" / "history.csv").is_file()
     assert "balanced accuracy" in result.output and "not a diagnosis" in result.output
     assert "with age, sex, site: balanced accuracy" in result.output  # the fixture records them
-    again = invoke("train", "--data", ham_folder, "--image-size", "28", "--epochs", "1", "--out", out)
+    again = invoke("train", "--data", ham_folder, *args, "--out", out)
     assert again.exit_code == 1 and "already" in again.output
 
 
@@ -107,6 +107,8 @@ def test_width_flag_reaches_the_model_check(ham_folder: Path, tmp_path: Path) ->
 def test_colour_constancy_puts_the_layer_in_front_of_the_model(ham_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = (
+        "--model",
+        "compact_cnn",
         "--image-size",
         "28",
         "--epochs",
@@ -150,6 +152,8 @@ def test_kill_dash_9_then_resume_keeps_finished_epochs(ham_folder: Path, tmp_pat
     args = [
         "--data",
         ham_folder,
+        "--model",
+        "compact_cnn",
         "--image-size",
         "28",
         "--epochs",
@@ -209,8 +213,8 @@ def test_an_image_size_the_model_cannot_take_is_refused_before_anything_is_writt
     result = invoke("train", "--data", ham_folder, "--image-size", "7", "--epochs", "1", "--out", out)
     assert result.exit_code == 1 and not out.exists()
     assert result.output == (
-        "Error: model 'compact_cnn' cannot take 7 px images: its layers would shrink them below one pixel; "
-        "the smallest it takes is 8 px\n"
+        "Error: model 'efficientnet_lite0' cannot take 7 px images: the smallest it takes is 32 px (its "
+        "layers would shrink a smaller image below one pixel), the largest 1024 px\n"
     )
 
 
@@ -241,3 +245,16 @@ def test_a_second_train_on_a_run_folder_in_use_refuses_and_changes_nothing(
     assert result.output == f"Error: {out}: in use by pid {os.getpid()}\n"
     assert [p.name for p in out.iterdir()] == ["kept.txt"]
     assert not lock_path(out).exists()  # the lock file went with its holder
+
+
+@pytest.mark.parametrize(("size", "name"), [(28, "dermamnist"), (64, "dermamnist_64"), (96, "dermamnist_128"),
+                                            (128, "dermamnist_128"), (260, "dermamnist_224")])  # fmt: skip
+def test_without_data_dermamnist_comes_in_a_size_that_is_never_upsampled(
+    size: int, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skinpamper.cli.common import resolve_data
+    from skinpamper.data import download
+
+    monkeypatch.delenv("SKINPAMPER_DATA", raising=False)
+    monkeypatch.setattr(download, "fetch_dataset", lambda wanted, progress=None: Path(f"/fetched/{wanted}"))
+    assert resolve_data(None, size) == f"/fetched/{name}"

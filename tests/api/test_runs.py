@@ -23,7 +23,9 @@ def notebook_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[skinpamper.T
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SKINPAMPER_HOME", str(root / "home"))
         dataset = skinpamper.load_dataset(write_ham_folder(root / "ham"), image_size=28, format="jpeg")
-        run = skinpamper.train(dataset, epochs=1, batch_size=8, members=1, out=root / "run", progress=False)
+        run = skinpamper.train(
+            dataset, model="compact_cnn", epochs=1, batch_size=8, members=1, out=root / "run", progress=False
+        )
     return run, dataset
 
 
@@ -69,7 +71,14 @@ def test_an_ensemble_trains_on_the_split_given(tmp_path: Path) -> None:
     dataset = tiny_dataset()
     parts = skinpamper.split(dataset, seed=7)
     run = skinpamper.train(
-        dataset, parts, epochs=1, batch_size=8, members=2, out=tmp_path / "ens", progress=False
+        dataset,
+        parts,
+        model="compact_cnn",
+        epochs=1,
+        batch_size=8,
+        members=2,
+        out=tmp_path / "ens",
+        progress=False,
     )
     given = parts.to_ids(dataset)
     for folder in (run.path, run.path / "member-1", run.path / "member-2"):

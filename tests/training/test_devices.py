@@ -131,7 +131,18 @@ def test_an_ensemble_with_colour_layer_balanced_sampling_and_metadata_trains_on_
 ) -> None:
     """Through the CLI, then evaluated (Grad-CAM in its report) in this one-device process."""
     out = tmp_path / "run"
-    args = ["--data", ham_folder, "--image-size", "28", "--epochs", "1", "--batch-size", "8"]
+    args = [
+        "--data",
+        ham_folder,
+        "--model",
+        "compact_cnn",
+        "--image-size",
+        "28",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]
     args += ["--devices", "2", "--members", "2", "--colour-constancy", "--imbalance", "balanced_sampling"]
     done = subprocess.run(
         [sys.executable, "-m", "skinpamper", "train", *map(str, args), "--out", str(out)],

@@ -39,7 +39,18 @@ def _train(*args: object) -> list[str]:
 def test_two_processes_write_one_run_like_a_one_machine_run(
     ham_folder: Path, tmp_path: Path, trained_run: Path
 ) -> None:
-    args = ["--data", ham_folder, "--image-size", "28", "--epochs", "1", "--batch-size", "8"]
+    args = [
+        "--data",
+        ham_folder,
+        "--model",
+        "compact_cnn",
+        "--image-size",
+        "28",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]
     args += ["--members", "1", "--distributed", "--num-processes", "2"]
     coordinator = f"127.0.0.1:{_free_port()}"
     scratch = tmp_path / "scratch"

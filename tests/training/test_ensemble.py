@@ -23,6 +23,8 @@ from skinpamper.training.run import Run
 from synthetic import tiny_dataset
 
 MEMBER = (
+    "--model",
+    "compact_cnn",
     "--image-size",
     "28",
     "--epochs",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skinpamper.models import create_model
-from skinpamper.training.config import TrainConfig, resolve_config
+from skinpamper.training.config import DEFAULT_MODEL, TrainConfig, resolve_config
 from skinpamper.training.finetune import freeze_for_finetuning, uses_finetuning
 from skinpamper.training.train import make_optimizer
 
@@ -61,7 +61,8 @@ def test_a_pretrained_model_gets_its_own_defaults_and_flags_still_win(tmp_path: 
     toml.write_text('model = "efficientnet_lite0"\nepochs = 5\n[augment]\nzoom = 0.2\n')
     from_file = resolve_config(toml)
     assert (from_file.image_size, from_file.epochs, from_file.augment.zoom) == (128, 5, 0.2)
-    assert resolve_config() == TrainConfig()  # the scratch default is untouched
+    assert resolve_config().model == DEFAULT_MODEL == "efficientnet_lite0"
+    assert resolve_config(model="compact_cnn") == TrainConfig(model="compact_cnn")  # the 28 px recipe, whole
     assert not uses_finetuning(TrainConfig())
 
 

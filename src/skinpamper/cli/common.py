@@ -122,16 +122,19 @@ def os_error_line(error: OSError) -> str:
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
-def resolve_data(path: str | None) -> str:
-    """--data, else $SKINPAMPER_DATA, else DermaMNIST (28 px, 19 MB) downloaded into $SKINPAMPER_HOME."""
+DERMAMNIST_SIZES = {224: "dermamnist_224", 128: "dermamnist_128", 64: "dermamnist_64", 28: "dermamnist"}
+
+
+def resolve_data(path: str | None, image_size: int = 28) -> str:
+    """--data, else $SKINPAMPER_DATA, else DermaMNIST downloaded into $SKINPAMPER_HOME, in the smallest
+    of its sizes (28, 64, 128, 224 px) that is not below `image_size` (so it is never upsampled)."""
     if path:
         return path
     if os.environ.get("SKINPAMPER_DATA"):
         return os.environ["SKINPAMPER_DATA"]
     from skinpamper.data.download import fetch_dataset
 
-    click.echo(
-        "no --data and no $SKINPAMPER_DATA: fetching DermaMNIST (its split has no lesion ids)", err=True
-    )
-    with progress_bar("fetching dermamnist", unit="B", scale=True) as update:
-        return str(fetch_dataset("dermamnist", progress=update))
+    name = next((DERMAMNIST_SIZES[s] for s in sorted(DERMAMNIST_SIZES) if s >= image_size), "dermamnist_224")
+    click.echo(f"no --data and no $SKINPAMPER_DATA: fetching {name} (its split has no lesion ids)", err=True)
+    with progress_bar(f"fetching {name}", unit="B", scale=True) as update:
+        return str(fetch_dataset(name, progress=update))

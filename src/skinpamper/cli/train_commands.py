@@ -56,14 +56,24 @@ def echo_run_summary(run_dir: Path) -> None:
     type=click.Path(),
     help="Dataset path [default: $SKINPAMPER_DATA, else DermaMNIST; with --resume, the run's own].",
 )
-@click.option("--model", help="Registered model name (see `skinpamper models`) [default: compact_cnn].")
-@click.option("--image-size", type=click.IntRange(4, 1024), help="Square side in pixels [default: 28].")
+@click.option(
+    "--model", help="Registered model name (see `skinpamper models`) [default: efficientnet_lite0]."
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(4, 1024),
+    help="Square side in pixels [default: the model's own: 128 for efficientnet_lite0, 28 for compact_cnn].",
+)
 @click.option(
     "--width",
     type=FiniteFloat(),
     help="Channel multiplier, for models that take one (compact_cnn) [default: 1.0].",
 )
-@click.option("--epochs", type=click.IntRange(1), help="Epochs [default: 25].")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    help="Epochs [default: the model's own: 8 pretrained, 25 from scratch].",
+)
 @click.option("--batch-size", type=click.IntRange(1), help="Batch size [default: 64].")
 @click.option("--learning-rate", type=FiniteFloat(), help="Adam learning rate [default: 1e-3].")
 @click.option(
@@ -202,7 +212,8 @@ def train_command(
         members = default_members(config.model) if members is None else members
         if cluster is None or cluster.process_id == 0:  # the one process that writes the run
             hold_run_folder(run_dir)
-        config = config.replace(data_path=resolve_data(data) if data or not config.data_path else None)
+        data_path = resolve_data(data, config.image_size) if data or not config.data_path else None
+        config = config.replace(data_path=data_path)
         if cluster is not None:  # before any JAX computation, which would fix the devices of one process
             # A rerun into a started folder would have process 0 resume while the others start afresh
             # (their records are private), and their collectives would no longer match.

@@ -84,11 +84,14 @@ class OODDetector:
 
 
 def _means_of(centres: np.ndarray, projections: np.ndarray) -> np.ndarray:
-    """Class means from the projected centres that detectors saved before means were kept (their
-    projections are square and invertible: Cholesky factors)."""
-    if centres.ndim != 2 or projections.shape != (*centres.shape, centres.shape[1]):
+    """Class means for detectors saved before means were kept, which hold centres = mean @ projection:
+    any u with u @ projection = centre scores the same, and least squares finds one (the mean itself
+    when the projection is square, as Cholesky factors are)."""
+    if centres.ndim != 2 or projections.ndim != 3 or projections.shape[::2] != centres.shape:
         raise ValueError(f"centres {centres.shape} do not fit projections {projections.shape}")
-    return np.stack([np.linalg.solve(p.T, c) for c, p in zip(centres, projections, strict=True)])
+    return np.stack(
+        [np.linalg.lstsq(p.T, c, rcond=None)[0] for c, p in zip(centres, projections, strict=True)]
+    )
 
 
 def _whitening(centred: np.ndarray) -> np.ndarray:
