@@ -40,9 +40,19 @@ def ham(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_ham_folder(tmp_path_factory.mktemp("every_model") / "ham")
 
 
+# Known to fail, each with its reason; strict, so a fix shows up as a failure to remove the mark.
+KNOWN = {
+    "mobilenet_v3_small": "tf2onnx's conversion of keras.applications MobileNetV3Small gives features whose "
+    "OOD scores differ from Keras by 3.4x the run's threshold, so `export` refuses the file",
+}
 # The defaults, and one member where the default is an ensemble (pretrained models train one).
 CASES = [
-    pytest.param(model, members, id=f"{model}-{'default' if members is None else 'one-member'}")
+    pytest.param(
+        model,
+        members,
+        id=f"{model}-{'default' if members is None else 'one-member'}",
+        marks=[pytest.mark.xfail(strict=True, reason=KNOWN[model])] if model in KNOWN else [],
+    )
     for model in list_models()
     for members in ([None, 1] if default_members(model) > 1 else [None])
 ]

@@ -22,10 +22,11 @@ from skinpamper.errors import ConfigError, ExportError
 from skinpamper.serving.predict import ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
-# max |s_onnx - s_keras| / s_keras of the OOD score: a sum of squares over hundreds of features, whose
-# whitening magnifies the ~1e-6 by which TensorFlow's and onnxruntime's convolutions differ; on a barely
-# trained network (EfficientNetB0, one epoch from scratch) that reached 2.7e-3. A wrong conversion is
-# off by tens of percent.
+# max |s_onnx - s_keras| / max(s_keras, the run's OOD threshold): what decides a status is the score
+# against the threshold, so an error is measured on that scale. The score is a sum of squares whose
+# whitening magnifies the ~1e-6 by which TensorFlow's and onnxruntime's convolutions differ: 2.7e-3
+# of the score on a barely trained EfficientNetB0, and scores near 0 (a degenerate one-epoch detector)
+# made a per-score ratio meaningless. A wrong conversion is off by tens of percent.
 SCORE_PARITY_LIMIT = 1e-2
 PARITY_SAMPLES = 32
 ONNX_FILE = "model.onnx"
@@ -56,7 +57,7 @@ def export_onnx(
         raise ConfigError(f"{path}: the export's file name must end in .onnx")
     card = run_card(run)
     model = run.serving_model(run.load_model())
-    _normalisation_as_variables(model)
+    _normalisation_as_constants(model)
     names = ("probabilities", OOD_OUTPUT)[: len(model.outputs)]
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
     images = np.random.default_rng(0).integers(0, 256, (samples, card.image_size, card.image_size, 3))
@@ -85,11 +86,12 @@ def export_onnx(
                 f"{PARITY_LIMIT:.0e}); the file was not written"
             )
         if len(names) > 1:
-            relative = float((np.abs(got[1] - expected[1]) / np.maximum(np.abs(expected[1]), 1e-6)).max())
+            scale = np.maximum(np.abs(expected[1]), run.abstention()[1].ood_threshold)
+            relative = float((np.abs(got[1] - expected[1]) / scale).max())
             if relative > SCORE_PARITY_LIMIT:
                 raise ExportError(
-                    f"{path}: ONNX OOD scores differ from Keras by up to {relative:.2e} of their value "
-                    f"(limit {SCORE_PARITY_LIMIT:.0e}); the file was not written"
+                    f"{path}: ONNX OOD scores differ from Keras by up to {relative:.2e} of their value or "
+                    f"threshold (limit {SCORE_PARITY_LIMIT:.0e}); the file was not written"
                 )
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,15 +99,16 @@ def export_onnx(
     return ExportResult(path, card, diff, samples)
 
 
-def _normalisation_as_variables(model: object) -> None:
-    """Point adapted Normalization layers (keras.applications EfficientNetB0 has one) at their
-    variables: their `finalize_state` makes mean and variance eager tensors, which tf2onnx turned
-    into extra graph inputs the file could not be run without; variables it folds into constants."""
+def _normalisation_as_constants(model: object) -> None:
+    """Give Normalization layers (keras.applications EfficientNetB0's, ResNet50's ImageNet mean) their
+    mean and variance as NumPy arrays: Keras keeps them as eager tensors, which tf2onnx turned into
+    extra graph inputs the file could not be run without; arrays are traced as constants."""
     import keras
 
     for layer in model._flatten_layers(include_self=False):  # nested models included
-        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "adapt_mean", None) is not None:
-            layer.mean, layer.variance = layer.adapt_mean, layer.adapt_variance
+        if isinstance(layer, keras.layers.Normalization) and layer.mean is not None:
+            layer.mean = keras.ops.convert_to_numpy(layer.mean)
+            layer.variance = keras.ops.convert_to_numpy(layer.variance)
 
 
 def _finish_graph(path: Path, card: ModelCard, names: tuple[str, ...]) -> None:
