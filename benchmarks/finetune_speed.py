@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,20 +30,9 @@ from skinpamper.training.finetune import freeze_for_finetuning
 from skinpamper.training.pipeline import make_train_dataset
 from skinpamper.training.precision import precision_scope
 from skinpamper.training.train import make_optimizer, training_precision
+from train_speed import EpochTimer
 
 SIZE = 128
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.times.append(time.perf_counter() - self.start)
 
 
 def keras_b0() -> keras.Model:
