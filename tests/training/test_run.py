@@ -94,7 +94,7 @@ def command_args(command: str, run: Path, image: Path, tmp: Path) -> list[str]:
 
 def run_command(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result:
     # serve: everything up to the moment it would start answering, on a free port.
-    monkeypatch.setattr("skinpamper.serving.service.server.serve", lambda app, sock: sock.close())
+    monkeypatch.setattr("skinpamper.serving.service.server.serve", lambda app, sock, settings: sock.close())
     result = CliRunner().invoke(main, args)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # a traceback: the test fails showing it
