@@ -207,11 +207,14 @@ def imagenet_arrays(name: str) -> Arrays:
 
 def _assign(model: keras.Model, arrays: Arrays, source: str) -> None:
     """Set every layer that `arrays` names; the shapes must match exactly."""
+    by_layer: dict[str, dict[int, np.ndarray]] = {}
+    for key, value in arrays.items():
+        name, index = key.rsplit("/", 1)
+        by_layer.setdefault(name, {})[int(index)] = value
     for layer in model.layers:
-        keys = sorted((k for k in arrays if k.rsplit("/", 1)[0] == layer.name), key=lambda k: int(k[-1]))
-        if not keys:
+        if layer.name not in by_layer:
             continue
-        values = [arrays[k] for k in keys]
+        values = [value for _, value in sorted(by_layer[layer.name].items())]
         shapes = [tuple(w.shape) for w in layer.get_weights()]
         if shapes != [v.shape for v in values]:
             raise ConfigError(

@@ -293,17 +293,18 @@ def resolve_config(path: str | Path | None = None, **settings: Any) -> TrainConf
     """The defaults, then the chosen model's own (MODEL_DEFAULTS), then a TOML file, then `settings`
     (None values skipped): what `skinpamper train` and `skinpamper.train` both use. The model is
     `settings`' or the file's, else DEFAULT_MODEL."""
-    from_file = load_config(path) if path else None
-    model = settings.get("model") or (
-        from_file.model if from_file and "model" in _keys(path) else DEFAULT_MODEL
-    )
+    model = settings.get("model") or (path and _model_in(path)) or DEFAULT_MODEL
     base = TrainConfig(model=model).replace(**MODEL_DEFAULTS.get(model, {}))
     return (load_config(path, base) if path else base).replace(**settings)
 
 
-def _keys(path: str | Path) -> set[str]:
-    """The top-level keys a TOML file sets (read again: cheap, and only at start-up)."""
-    return set(tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8")))
+def _model_in(path: str | Path) -> str | None:
+    """The model a TOML file names, if any; a file that cannot be read is left to load_config's error."""
+    try:
+        model = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8")).get("model")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return model if isinstance(model, str) else None
 
 
 def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
