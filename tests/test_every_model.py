@@ -40,11 +40,6 @@ def ham(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_ham_folder(tmp_path_factory.mktemp("every_model") / "ham")
 
 
-# Known to fail, each with its reason; strict, so a fix shows up as a failure to remove the mark.
-KNOWN = {
-    "mobilenet_v3_small": "tf2onnx's conversion of keras.applications MobileNetV3Small gives features whose "
-    "OOD scores differ from Keras by 3.4x the run's threshold, so `export` refuses the file",
-}
 # Exporting three ResNet50s (70M parameters) through tf2onnx took over 21 GB and was killed: more than
 # this 24 GB machine has beside the rest of the tests. One ResNet50 is exported below.
 TOO_LARGE = {("resnet50", None)}
@@ -53,7 +48,7 @@ TOO_LARGE = {("resnet50", None)}
 def _marks(model: str, members: int | None) -> list[pytest.MarkDecorator]:
     if (model, members) in TOO_LARGE:
         return [pytest.mark.skip(reason="ONNX export of a 3 x ResNet50 ensemble needs over 21 GB")]
-    return [pytest.mark.xfail(strict=True, reason=KNOWN[model])] if model in KNOWN else []
+    return []
 
 
 # The defaults, and one member where the default is an ensemble (pretrained models train one).

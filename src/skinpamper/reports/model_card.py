@@ -138,6 +138,12 @@ def _ood(rules: dict[str, Any] | None, summary: dict[str, Any] | None, tta: bool
             "This model has no out-of-distribution detector (saved before Skin Pamper had one): it answers "
             "any image, portraits and screenshots included. `skinpamper train --resume RUN` fits one."
         )
+    if rules["ood_threshold"] == 0:  # scoring.ood's flat detector: the features never varied
+        return (
+            "This model's features did not vary beyond rounding on its training images (a network that "
+            "has not learnt yet), so its out-of-distribution detector refuses nothing: it answers any "
+            "image, portraits and screenshots included. Train longer or from pretrained weights."
+        )
     text = (
         "The Mahalanobis distance of an image's features to the nearest class of the training split is its "
         f"OOD score; above {rules['ood_threshold']:.1f} (the score {100 * rules['ood_keep']:.0f}% of "
