@@ -89,18 +89,18 @@ class ModelCard:
 class Prediction:
     """Probabilities of one image in canonical class order, and how they were made."""
 
-    image: str
-    probabilities: tuple[float, ...]
-    calibrated: bool
-    tta: bool
-    model_id: str
-    note: str = NOT_A_DIAGNOSIS
+    image: str  # the file's name, or the name given
+    probabilities: tuple[float, ...]  # one per class, in CODES order (akiec, bcc, bkl, df, mel, nv, vasc)
+    calibrated: bool  # the run's temperature was applied
+    tta: bool  # the mean of the 8 flips and rotations
+    model_id: str  # architecture + digest of the weights
+    note: str = NOT_A_DIAGNOSIS  # research tool, not a medical device: carried by every output
     with_metadata: bool = False  # the patient's age, sex or site were combined with the image
     status: str = UNCHECKED  # ok, uncertain, out_of_distribution; unchecked: the model has no detector
     ood_score: float | None = None  # higher is stranger; out_of_distribution above ood_threshold
-    ood_threshold: float | None = None
+    ood_threshold: float | None = None  # the run's; keeps ood_keep (95%) of its validation images
     confidence: float | None = None  # top image-only calibrated probability; uncertain below the threshold
-    confidence_threshold: float | None = None
+    confidence_threshold: float | None = None  # the run's, for plain or TTA probabilities
 
     @property
     def top_class(self) -> str:
