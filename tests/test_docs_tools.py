@@ -1,13 +1,17 @@
-"""The API reference documents dataclass fields from their comments (scripts/griffe_comments.py)."""
+"""The site's own tools: dataclass fields documented from their comments (scripts/griffe_comments.py) and
+the synthetic Kaggle folder the tutorial page runs on (scripts/docs_notebook.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import fields
 from pathlib import Path
 
 import griffe
+import pytest
 
 from skinpamper.data.dataset import Dataset
+from skinpamper.data.load import load_dataset
 from skinpamper.data.splits import Split
 from skinpamper.serving.predict import Prediction
 from skinpamper.training.config import AugmentConfig, TrainConfig
@@ -40,3 +44,15 @@ def test_every_field_users_read_is_documented() -> None:
     ):
         undocumented = [name for name, doc in _documented(module, cls).items() if doc is None]
         assert not undocumented, f"{cls.__name__}: give these fields a comment: {undocumented}"
+
+
+def test_the_sites_notebook_data_reads_as_a_kaggle_folder(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("docs_notebook", ROOT / "scripts" / "docs_notebook.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    count = hook.write_kaggle_folder(tmp_path / "ham")
+    dataset = load_dataset(tmp_path / "ham")
+    assert len(dataset) == count and dataset.image_size == (28, 28) and dataset.has_lesion_ids
+    assert dataset.class_counts().to_dict() == pytest.approx(hook.COUNTS, abs=1)  # a last pair adds one
+    assert dataset.meta["lesion_id"].nunique() < count  # some lesions photographed twice, as in HAM10000
+    assert len(list((tmp_path / "ham").glob("HAM10000_images_part_*/*.jpg"))) == count
