@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,18 @@ def test_the_top_level_names_are_the_apis() -> None:
     assert set(skinpamper.API) <= set(dir(skinpamper))
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         skinpamper.trian  # noqa: B018
+
+
+def test_editors_and_star_imports_see_the_lazy_names() -> None:
+    assert sorted(skinpamper.api.__all__) == sorted(skinpamper.API)
+    assert set(skinpamper.__all__) == {"NOT_A_DIAGNOSIS", "__version__", *skinpamper.API}
+    # What type checkers read: the imports under `if TYPE_CHECKING:` name exactly the lazy ones.
+    tree = ast.parse(Path(skinpamper.__file__).read_text(encoding="utf-8"))
+    (block,) = [
+        node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    seen = {alias.name for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert seen == set(skinpamper.API)
+    namespace: dict[str, object] = {}
+    exec("from skinpamper import *", namespace)
+    assert namespace["train"] is skinpamper.api.train and namespace["NOT_A_DIAGNOSIS"]

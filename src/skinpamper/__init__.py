@@ -8,7 +8,23 @@ notebook API (`skinpamper.load_dataset`, `split`, `train`, `evaluate`, `Predicto
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__ imports on first use
+    from skinpamper.api import (
+        EvaluationResult,
+        Prediction,
+        Predictor,
+        TrainedRun,
+        evaluate,
+        load_dataset,
+        load_run,
+        plot_age_by_class,
+        plot_class_counts,
+        plot_pixel_rows,
+        split,
+        train,
+    )
 
 __version__ = "0.1.0"
 
@@ -17,11 +33,14 @@ NOT_A_DIAGNOSIS = (
     "See a dermatologist about any skin lesion that worries you."
 )
 
-API = (
+# Besides the two names defined here, the notebook API (skinpamper.api), imported by __getattr__.
+__all__ = [
+    "NOT_A_DIAGNOSIS",
     "EvaluationResult",
     "Prediction",
     "Predictor",
     "TrainedRun",
+    "__version__",
     "evaluate",
     "load_dataset",
     "load_run",
@@ -30,7 +49,8 @@ API = (
     "plot_pixel_rows",
     "split",
     "train",
-)
+]
+API = tuple(name for name in __all__ if name not in ("NOT_A_DIAGNOSIS", "__version__"))
 
 
 def __getattr__(name: str) -> Any:

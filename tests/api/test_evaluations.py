@@ -40,6 +40,9 @@ def test_figures_come_from_the_evaluation(result) -> None:
         matrix = result.plot_confusion_matrix(normalise=False, tta=tta).axes[0]
         assert [int(t.get_text()) for t in matrix.texts] == np.ravel(metrics["confusion_matrix"]).tolist()
     assert isinstance(result.plot_gradcam(), Figure)
+    left, right = Figure().subplots(1, 2)
+    assert result.plot_confusion_matrix(ax=left) is left and "8-view TTA" in left.get_title()
+    assert result.plot_per_class_recall(ax=right) is right and right.get_legend() is not None
 
 
 def test_the_dataset_trained_on_is_scored_on_its_test_split(trained_run: Path, result) -> None:

@@ -50,6 +50,11 @@ def test_trained_run_figures_show_its_own_figures(notebook_run) -> None:
     counts = [int(t.get_text()) for t in matrix_ax.texts]
     assert counts == np.asarray(test["confusion_matrix"]).ravel().tolist()
     assert isinstance(run.plot_history(), Figure)
+    left, right = Figure().subplots(1, 2)
+    assert run.plot_confusion_matrix("val", ax=left) is left and left.get_title().startswith(
+        "Confusion matrix, val"
+    )
+    assert run.plot_per_class_recall(ax=right) is right and len(right.patches) == 2 * len(CODES)
     with pytest.raises(ConfigError, match="choose one of val, test"):
         run.plot_confusion_matrix("train")
 

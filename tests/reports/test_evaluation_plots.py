@@ -127,3 +127,15 @@ def test_every_figure_renders(predictions) -> None:
     ]
     for figure in figures:
         assert figure_png(figure).startswith(b"\x89PNG")
+
+
+def test_curves_draw_on_the_axes_given_and_return_it(predictions) -> None:
+    y_true, probs = predictions
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    assert plot_roc_curves(y_true, probs, ax=left) is left
+    assert plot_precision_recall(y_true, probs, ax=right) is right
+    assert fig.axes == [left, right]
+    assert [t.get_text() for t in left.get_legend().get_texts()] == _legend(plot_roc_curves(y_true, probs))
+    assert right.get_title() == "Precision-recall per class"
+    figure_png(fig)

@@ -13,6 +13,7 @@ from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.cli import main
 from skinpamper.data.load import load_dataset
 from skinpamper.evaluation.evaluate import Evaluation, evaluate
+from skinpamper.evaluation.outputs import OUTPUTS
 from skinpamper.reports.evaluation_report import write_evaluation_report
 from skinpamper.scoring.clinical import clinical_metrics
 
@@ -109,6 +110,6 @@ def test_evaluate_command_writes_and_names_the_report(trained_run: Path, tmp_pat
         main, ["evaluate", str(trained_run), "--no-tta", "--bootstrap", "0", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    for name in ("metrics.json", "predictions.csv", "report.html", "summary.md"):
-        assert (out / name).is_file()
+    assert sorted(path.name for path in out.iterdir()) == sorted(OUTPUTS)  # the documented list
+    for name in OUTPUTS:
         assert f"wrote {out / name}" in result.output

@@ -158,3 +158,21 @@ def test_dataset_figures_save_as_png(dataset, plot) -> None:
     fig = plot(dataset)
     assert isinstance(fig, Figure)
     assert figure_png(fig).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_one_panel_plots_draw_on_the_axes_given_and_return_it(dataset) -> None:
+    cm = np.arange(49).reshape(7, 7)
+    recalls = {"test": dict.fromkeys(CODES, 0.5)}
+    fig = Figure(figsize=(12, 3), layout="constrained")
+    grid = fig.subplots(1, 3)
+    drawn = [
+        plots.plot_class_counts(dataset, ax=grid[0]),
+        plots.plot_confusion_matrix(cm, normalise=False, ax=grid[1]),
+        plots.plot_per_class_recall(recalls, ax=grid[2]),
+    ]
+    assert drawn == list(grid)
+    assert len(fig.axes) == 4  # the three given, and the confusion matrix's colour bar: no new figure
+    assert [p.get_width() for p in grid[0].patches] == [PER_CLASS[c] for c in CODES]
+    assert [int(t.get_text()) for t in grid[1].texts] == cm.ravel().tolist()
+    assert [p.get_height() for p in grid[2].patches] == [0.5] * len(CODES)
+    figure_png(fig)  # the caller's figure renders with them

@@ -1,6 +1,7 @@
 """Predictor and `skinpamper predict`: training's preprocessing, TTA, calibration, both backends, no Keras."""
 
 import csv
+import inspect
 import io
 import json
 import shutil
@@ -16,11 +17,13 @@ from service_helpers import encode, photo, run_without_keras
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
 from skinpamper.cli import main
+from skinpamper.cli.predict_commands import predict_command
 from skinpamper.errors import ConfigError, DataError
 from skinpamper.imaging import load_image
 from skinpamper.scoring.calibration import apply_temperature
 from skinpamper.scoring.metadata_model import PatientInfo, fuse, metadata_frame
 from skinpamper.serving.predict import ONNX_METADATA_KEY, ModelCard, Predictor
+from skinpamper.serving.rows import prediction_row, row_columns
 from skinpamper.training.run import Run
 
 pytest_plugins = ["service_fixtures"]
@@ -164,7 +167,7 @@ def test_cli_table_json_and_csv_carry_the_note(onnx_model: Path, image_folder: P
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert lines[0].startswith("model compact_cnn-") and "calibrated (T=" in lines[0]
-    assert "8-view TTA" in lines[0]
+    assert "no TTA" in lines[0]  # the default, as in Python
     assert lines[1].startswith("status: out_of_distribution when the OOD score is above ")
     assert lines[2].split() == ["image", "status", "#1", "#2"]
     assert [line.split()[0].rsplit("/", 1)[-1] for line in lines[3:5]] == ["a.jpg", "b.PNG"]
@@ -232,6 +235,7 @@ def test_onnx_prediction_and_cli_need_no_keras(onnx_model: Path, served_run: Pat
         f"""
 from click.testing import CliRunner
 from skinpamper.cli import main
+from skinpamper.cli.predict_commands import predict_command
 from skinpamper.serving.predict import Predictor
 (p,) = Predictor.load({str(onnx_model)!r}).predict([open({str(image)!r}, "rb").read()])
 result = CliRunner().invoke(main, ["predict", {str(onnx_model)!r}, {str(image)!r}, "--format", "json"])
@@ -312,3 +316,25 @@ def test_cli_takes_one_patient_or_a_metadata_csv(
     assert both.exit_code == 2 and "not both" in both.output
     out_of_range = runner.invoke(main, [*one, "--age", "200"])
     assert out_of_range.exit_code == 2
+
+
+def test_predict_and_the_python_predictor_default_to_the_same_tta() -> None:
+    (option,) = [param for param in predict_command.params if param.name == "tta"]
+    for function in (Predictor.load, Predictor.__init__):
+        assert inspect.signature(function).parameters["tta"].default is option.default
+
+
+def test_predictions_as_a_frame_have_the_columns_of_predict_out(
+    onnx_predictor: Predictor, onnx_model: Path, image_folder: Path
+) -> None:
+    files = [image_folder / "a.jpg", image_folder / "nested" / "b.PNG"]
+    predictions = onnx_predictor.predict(files)
+    frame = onnx_predictor.predict(files, as_frame=True)
+    assert list(frame.columns) == row_columns()
+    assert frame.to_dict("records") == [prediction_row(p) for p in predictions]
+    assert frame.loc[0, "top_class"] == predictions[0].top_class
+    assert frame.loc[1, "status"] == predictions[1].status and frame["error"].isna().all()
+    as_csv = CliRunner().invoke(main, ["predict", str(onnx_model), *map(str, files), "--format", "csv"])
+    assert next(csv.reader(io.StringIO(as_csv.output))) == list(frame.columns)
+    empty = onnx_predictor.predict([], as_frame=True)
+    assert list(empty.columns) == row_columns() and empty.empty

@@ -8,7 +8,8 @@ Its own stage, above serving: like the CLI it puts training, evaluation, reports
 together, so it may import from every stage below it, and the CLI may build on it.
 """
 
-# Re-exported as `name as name` (PEP 484): skinpamper.API lists the same names for the package root.
+# Re-exported as `name as name` (PEP 484) and in __all__; skinpamper.API lists the same names for the
+# package root.
 from skinpamper.api.datasets import load_dataset as load_dataset
 from skinpamper.api.datasets import split as split
 from skinpamper.api.evaluations import EvaluationResult as EvaluationResult
@@ -21,3 +22,18 @@ from skinpamper.reports.plots import plot_class_counts as plot_class_counts
 from skinpamper.reports.plots import plot_pixel_rows as plot_pixel_rows
 from skinpamper.serving.predict import Prediction as Prediction
 from skinpamper.serving.predict import Predictor as Predictor
+
+__all__ = [
+    "EvaluationResult",
+    "Prediction",
+    "Predictor",
+    "TrainedRun",
+    "evaluate",
+    "load_dataset",
+    "load_run",
+    "plot_age_by_class",
+    "plot_class_counts",
+    "plot_pixel_rows",
+    "split",
+    "train",
+]

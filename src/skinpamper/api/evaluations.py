@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from skinpamper.api.datasets import decoding_bar
@@ -59,22 +60,35 @@ class EvaluationResult:
         scorings["with age, sex, site"] = evaluation.metrics_metadata
         return {name: metrics for name, metrics in scorings.items() if metrics is not None}
 
-    def plot_confusion_matrix(self, normalise: bool = True, tta: bool | None = None) -> Figure:
+    @overload
+    def plot_confusion_matrix(
+        self, normalise: bool = ..., tta: bool | None = ..., *, ax: None = None
+    ) -> Figure: ...
+    @overload
+    def plot_confusion_matrix(self, normalise: bool = ..., tta: bool | None = ..., *, ax: Axes) -> Axes: ...
+    def plot_confusion_matrix(
+        self, normalise: bool = True, tta: bool | None = None, *, ax: Axes | None = None
+    ) -> Figure | Axes:
         """The confusion matrix of the TTA probabilities when computed (as the report), else the plain
-        ones; `tta=False` asks for the plain ones."""
+        ones; `tta=False` asks for the plain ones. On `ax` when given, which is then returned."""
         use_tta = self.metrics_tta is not None if tta is None else tta
         metrics = self.metrics_tta if use_tta and self.metrics_tta is not None else self.metrics
         scoring = "8-view TTA" if metrics is self.metrics_tta else "plain"
         title = f"Confusion matrix, {self.evaluation.part}, {scoring}"
-        return plot_confusion_matrix(metrics["confusion_matrix"], normalise, title)
+        return plot_confusion_matrix(metrics["confusion_matrix"], normalise, title, ax=ax)
 
-    def plot_per_class_recall(self) -> Figure:
-        """Recall (sensitivity) of each class for every scoring computed: plain, TTA, with metadata."""
+    @overload
+    def plot_per_class_recall(self, *, ax: None = None) -> Figure: ...
+    @overload
+    def plot_per_class_recall(self, *, ax: Axes) -> Axes: ...
+    def plot_per_class_recall(self, *, ax: Axes | None = None) -> Figure | Axes:
+        """Recall (sensitivity) of each class for every scoring computed: plain, TTA, with metadata;
+        on `ax` when given, which is then returned."""
         recalls = {
             name: {code: metrics["per_class"][code]["sensitivity"] for code in CODES}
             for name, metrics in self._scorings().items()
         }
-        return plot_per_class_recall(recalls, f"Recall per class, {self.evaluation.part}")
+        return plot_per_class_recall(recalls, f"Recall per class, {self.evaluation.part}", ax=ax)
 
     def plot_gradcam(self) -> Figure:
         """Grad-CAM of the most confident correct and wrong image of each class, as in the report."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from skinpamper.data.dataset import Dataset
@@ -75,15 +76,29 @@ class TrainedRun:
         """Training and validation curves per epoch (loss, accuracy, balanced accuracy, recall per class)."""
         return plot_history(self.history)
 
-    def plot_confusion_matrix(self, part: str = "test", normalise: bool = True) -> Figure:
-        """The confusion matrix of `part` (`val` or `test`); `normalise` puts recall on the diagonal."""
+    @overload
+    def plot_confusion_matrix(self, part: str = ..., normalise: bool = ..., *, ax: None = None) -> Figure: ...
+    @overload
+    def plot_confusion_matrix(self, part: str = ..., normalise: bool = ..., *, ax: Axes) -> Axes: ...
+    def plot_confusion_matrix(
+        self, part: str = "test", normalise: bool = True, *, ax: Axes | None = None
+    ) -> Figure | Axes:
+        """The confusion matrix of `part` (`val` or `test`); `normalise` puts recall on the diagonal.
+        On `ax` when given, which is then returned."""
         scores = self._part(part)
-        return plot_confusion_matrix(scores["confusion_matrix"], normalise, f"Confusion matrix, {part}")
+        title = f"Confusion matrix, {part}"
+        return plot_confusion_matrix(scores["confusion_matrix"], normalise, title, ax=ax)
 
-    def plot_per_class_recall(self, parts: tuple[str, ...] = PARTS) -> Figure:
-        """Recall of each class on each of `parts`, side by side."""
+    @overload
+    def plot_per_class_recall(self, parts: tuple[str, ...] = ..., *, ax: None = None) -> Figure: ...
+    @overload
+    def plot_per_class_recall(self, parts: tuple[str, ...] = ..., *, ax: Axes) -> Axes: ...
+    def plot_per_class_recall(
+        self, parts: tuple[str, ...] = PARTS, *, ax: Axes | None = None
+    ) -> Figure | Axes:
+        """Recall of each class on each of `parts`, side by side; on `ax` when given, then returned."""
         recalls = {part: self._part(part)["per_class_recall"] for part in parts}
-        return plot_per_class_recall(recalls, f"Recall per class ({self.path.name})")
+        return plot_per_class_recall(recalls, f"Recall per class ({self.path.name})", ax=ax)
 
     def _part(self, part: str) -> dict[str, Any]:
         metrics = self.metrics

@@ -6,6 +6,7 @@ import click
 
 from skinpamper.cli.common import load_data
 from skinpamper.data.load import FORMATS
+from skinpamper.evaluation.outputs import OUTPUTS, outputs_text
 
 
 @click.command("evaluate", short_help="Score a run on its test split or any labelled set.")
@@ -39,7 +40,7 @@ from skinpamper.data.load import FORMATS
     "--out",
     type=click.Path(file_okay=False),
     required=True,
-    help="Folder for metrics.json, predictions.csv, report.html and summary.md (not a run folder).",
+    help=f"Folder for {outputs_text()} (not a run folder).",
 )
 def evaluate_command(
     run_dir: str, data: str | None, part: str, fmt: str, tta: bool, bootstrap: int, out: str
@@ -47,7 +48,8 @@ def evaluate_command(
     """Score a trained run on its test split or on any labelled set (e.g. an external test set).
 
     Writes the figures (metrics.json), one row per image (predictions.csv), a self-contained HTML
-    report with Grad-CAM and calibration (report.html) and a Markdown summary (summary.md).
+    report with Grad-CAM and calibration (report.html), a Markdown summary (summary.md) and the run's
+    model card with these figures (model_card.md).
 
     \b
     Examples:
@@ -66,7 +68,7 @@ def evaluate_command(
     dataset = load_data(source, config.image_size, fmt if data else config.data_format, config.fit)
     evaluation = evaluate(run_dir, dataset, part, external=bool(data), tta=tta, n_boot=bootstrap)
     folder = write_evaluation(evaluation, out)
-    report, summary = write_evaluation_report(evaluation, folder)
+    write_evaluation_report(evaluation, folder)
     scorings = (
         ("plain", evaluation.metrics),
         ("8-view TTA", evaluation.metrics_tta),
@@ -87,6 +89,6 @@ def evaluate_command(
     if any(ignored.values()):
         counts = ", ".join(f"{n} {field}" for field, n in ignored.items() if n)
         click.echo(f"metadata values the run's training split never had, counted as unknown: {counts}")
-    for path in (folder / "metrics.json", folder / "predictions.csv", report, summary):
-        click.echo(f"wrote {path}")
+    for name in OUTPUTS:
+        click.echo(f"wrote {folder / name}")
     click.echo(NOT_A_DIAGNOSIS)

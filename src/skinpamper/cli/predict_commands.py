@@ -40,7 +40,11 @@ OUTPUT_FORMATS = ("table", "json", "csv")
     help="Classes listed (table and json; csv has every class).",
 )
 @click.option(
-    "--tta/--no-tta", default=True, show_default=True, help="Average the 8 flips/rotations of each image."
+    "--tta/--no-tta",
+    default=False,
+    show_default=True,
+    help="Average the 8 flips/rotations of each image: 8x the time, for -0.004 to +0.014 balanced "
+    "accuracy in the benchmarks (docs/training.md); off, as in Python and the service.",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Images per batch.")
 @click.option("--age", type=FiniteFloat(0, 120), help="Patient's age in years (applies to every image).")
@@ -100,10 +104,10 @@ def predict_command(
     \b
     Examples:
       skinpamper predict runs/seed photo.jpg
-      skinpamper predict runs/seed photo.jpg --age 65 --sex male --site face
-      skinpamper predict runs/seed/model.onnx photos/ --format csv --no-tta > predictions.csv
+      skinpamper predict runs/seed photo.jpg --tta --age 65 --sex male --site face
+      skinpamper predict runs/seed/model.onnx photos/ --format csv > predictions.csv
       skinpamper predict runs/seed photos/ --metadata HAM10000_metadata.csv
-      skinpamper predict runs/seed/model.onnx archive/ --no-tta --out scores.parquet --resume
+      skinpamper predict runs/seed/model.onnx archive/ --out scores.parquet --resume
       skinpamper predict runs/seed/model.onnx /shared/archive --out s.csv --engine ray --address HEAD:6379
     """
     from skinpamper.errors import ConfigError

@@ -22,11 +22,11 @@ META_COLUMNS: tuple[str, ...] = ("image_id", "lesion_id", "dx_type", "age", "sex
 class Dataset:
     """Images, canonical labels and per-image metadata from one source."""
 
-    images: np.ndarray
-    labels: np.ndarray
-    meta: pd.DataFrame
-    source: str
-    official_split: np.ndarray | None = None
+    images: np.ndarray  # uint8 (N, H, W, 3), RGB, at the size they were loaded at
+    labels: np.ndarray  # (N,) class index into skinpamper.classes.CODES: akiec, bcc, bkl, df, mel, nv, vasc
+    meta: pd.DataFrame  # a row per image: image_id, lesion_id, dx_type, age, sex, localization
+    source: str  # the path it was read from
+    official_split: np.ndarray | None = None  # DermaMNIST's own train/val/test per image; None elsewhere
 
     def __post_init__(self) -> None:
         n = len(self.labels)

@@ -25,11 +25,11 @@ SPLIT_NAMES = ("train", "val", "test")
 class Split:
     """Row indices of each part; `grouped` is False when the source had no lesion ids."""
 
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    grouped: bool = True
-    note: str = ""
+    train: np.ndarray  # row indices into the Dataset: `dataset.images[split.train]`
+    val: np.ndarray  # picks the epoch kept and fits the temperature and the refusal thresholds
+    test: np.ndarray  # held out: scored once, when training ends, and by `evaluate`
+    grouped: bool = True  # no lesion in two parts; False when the source had no lesion ids
+    note: str = ""  # how the split was made, when not grouped by lesion
 
     def parts(self) -> dict[str, np.ndarray]:
         return {"train": self.train, "val": self.val, "test": self.test}

@@ -30,6 +30,7 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam, gradcam_examples
+from skinpamper.evaluation.outputs import outputs_text
 from skinpamper.scoring.abstention import Abstention, abstention_summary, risk_coverage
 from skinpamper.scoring.calibration import temperature_effect
 from skinpamper.scoring.chain import Chain, Scored
@@ -37,7 +38,7 @@ from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.subgroups import subgroup_report
 from skinpamper.training.run import Run, refuse_run_folder
 
-EVALUATION_FILES = "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
+EVALUATION_FILES = outputs_text()
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Figures of one evaluation: ROC and precision-recall per class, reliability, Grad-CAM, mistakes.
 
 Like plots.py these build `Figure`s directly (no pyplot) and take plain arrays, so they draw any
-model's predictions on any labelled set. Classes are always the seven canonical ones in one order;
-a class with no image in the set is named in the legend instead of drawn.
+model's predictions on any labelled set; the one-panel curves draw on a caller's Axes too (`ax=`).
+Classes are always the seven canonical ones in one order; a class with no image in the set is named
+in the legend instead of drawn.
 """
 
 from __future__ import annotations
+
+from typing import overload
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -14,25 +17,36 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from skinpamper.classes import CODES
 from skinpamper.evaluation.explain import gradcam_examples, overlay_heatmap
-from skinpamper.reports.plots import CLASS_COLOURS
+from skinpamper.reports.plots import CLASS_COLOURS, one_panel
 from skinpamper.scoring.clinical import ECE_BINS, expected_calibration_error
 
 
-def _curve_axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=(6.2, 5.4), layout="constrained")
-    ax = fig.subplots()
+def _curve_axes(ax: Axes | None, title: str, xlabel: str, ylabel: str) -> tuple[Figure | Axes, Axes]:
+    shown, ax = one_panel(ax, (6.2, 5.4))
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return fig, ax
+    return shown, ax
 
 
-def plot_roc_curves(y_true: np.ndarray, probs: np.ndarray, title: str = "ROC per class") -> Figure:
-    """One-vs-rest ROC of each class with its AUC; the diagonal is a model that guesses."""
-    fig, ax = _curve_axes(title, "false positive rate (1 - specificity)", "true positive rate (sensitivity)")
+@overload
+def plot_roc_curves(
+    y_true: np.ndarray, probs: np.ndarray, title: str = ..., *, ax: None = None
+) -> Figure: ...
+@overload
+def plot_roc_curves(y_true: np.ndarray, probs: np.ndarray, title: str = ..., *, ax: Axes) -> Axes: ...
+def plot_roc_curves(
+    y_true: np.ndarray, probs: np.ndarray, title: str = "ROC per class", *, ax: Axes | None = None
+) -> Figure | Axes:
+    """One-vs-rest ROC of each class with its AUC; the diagonal is a model that guesses.
+
+    Drawn on `ax` when given, which is then returned."""
+    shown, ax = _curve_axes(
+        ax, title, "false positive rate (1 - specificity)", "true positive rate (sensitivity)"
+    )
     ax.plot([0, 1], [0, 1], ":", color="0.5", label="chance")
     for c, code in enumerate(CODES):
         positive = np.asarray(y_true) == c
@@ -43,17 +57,28 @@ def plot_roc_curves(y_true: np.ndarray, probs: np.ndarray, title: str = "ROC per
         auc = roc_auc_score(positive, probs[:, c])
         ax.plot(fpr, tpr, color=CLASS_COLOURS[code], label=f"{code}: AUC {auc:.3f} (n={positive.sum():,})")
     ax.legend(loc="lower right", fontsize="small")
-    return fig
+    return shown
 
 
+@overload
 def plot_precision_recall(
-    y_true: np.ndarray, probs: np.ndarray, title: str = "Precision-recall per class"
-) -> Figure:
+    y_true: np.ndarray, probs: np.ndarray, title: str = ..., *, ax: None = None
+) -> Figure: ...
+@overload
+def plot_precision_recall(y_true: np.ndarray, probs: np.ndarray, title: str = ..., *, ax: Axes) -> Axes: ...
+def plot_precision_recall(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    title: str = "Precision-recall per class",
+    *,
+    ax: Axes | None = None,
+) -> Figure | Axes:
     """One-vs-rest precision-recall of each class with its average precision.
 
-    Unlike ROC it shows how many false alarms come with each find for the rare classes.
+    Unlike ROC it shows how many false alarms come with each find for the rare classes. Drawn on `ax`
+    when given, which is then returned.
     """
-    fig, ax = _curve_axes(title, "recall (sensitivity)", "precision")
+    shown, ax = _curve_axes(ax, title, "recall (sensitivity)", "precision")
     for c, code in enumerate(CODES):
         positive = np.asarray(y_true) == c
         if not positive.any():
@@ -63,7 +88,7 @@ def plot_precision_recall(
         ap = average_precision_score(positive, probs[:, c])
         ax.step(recall, precision, where="post", color=CLASS_COLOURS[code], label=f"{code}: AP {ap:.3f}")
     ax.legend(loc="lower left", fontsize="small")
-    return fig
+    return shown
 
 
 def _reliability_panel(ax: Axes, y_true: np.ndarray, probs: np.ndarray, title: str) -> None:

@@ -1,10 +1,14 @@
 """Figures of datasets and runs, returned as matplotlib Figures for the caller to save or embed.
 
 Figures are built with `matplotlib.figure.Figure` directly, never pyplot: no global figure registry,
-no GUI backend, safe in servers and tests; saving to PNG uses the Agg renderer.
+no GUI backend, safe in servers and tests; saving to PNG uses the Agg renderer. A one-panel figure
+also draws on an Axes the caller gives (`ax=`, as scikit-learn's displays and pandas take one) and
+then returns that Axes, so that it can sit in a grid of the caller's own.
 """
 
 from __future__ import annotations
+
+from typing import overload
 
 import matplotlib as mpl
 import numpy as np
@@ -22,6 +26,15 @@ CLASS_COLOURS: dict[str, tuple[float, ...]] = {
 }
 MISSING_COLOUR = "0.75"
 GAP = 2  # white pixels between sample images
+
+
+def one_panel(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure | Axes, Axes]:
+    """(what the plot returns, where it draws): the caller's Axes twice, else a new Figure (constrained
+    layout, `figsize` inches) and its one Axes."""
+    if ax is not None:
+        return ax, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots()
 
 
 def _no_data(ax: Axes, what: str) -> None:
@@ -70,17 +83,22 @@ def plot_pixel_rows(dataset: Dataset, per_class: int = 8, seed: int = 0) -> Figu
     return fig
 
 
-def plot_class_counts(dataset: Dataset) -> Figure:
-    """Images per class, with shares, to show the class imbalance at a glance.
+@overload
+def plot_class_counts(dataset: Dataset, *, ax: None = None) -> Figure: ...
+@overload
+def plot_class_counts(dataset: Dataset, *, ax: Axes) -> Axes: ...
+def plot_class_counts(dataset: Dataset, *, ax: Axes | None = None) -> Figure | Axes:
+    """Images per class, with shares, to show the class imbalance at a glance; on `ax` when given.
 
     Example:
         ```python
         skinpamper.plot_class_counts(dataset).savefig("classes.png")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+        skinpamper.plot_class_counts(dataset, ax=left)  # beside a figure of your own
         ```
     """
     counts = dataset.class_counts()
-    fig = Figure(figsize=(7, 3.8), layout="constrained")
-    ax = fig.subplots()
+    shown, ax = one_panel(ax, (7, 3.8))
     bars = ax.barh(CODES, counts.to_numpy(), color=[CLASS_COLOURS[c] for c in CODES])
     ax.bar_label(bars, labels=[f"{n:,} ({100 * n / counts.sum():.1f}%)" for n in counts], padding=3)
     ax.invert_yaxis()
@@ -88,7 +106,7 @@ def plot_class_counts(dataset: Dataset) -> Figure:
     ax.set_xlabel("images")
     ax.set_ylabel("class")
     ax.set_title(f"Images per class ({len(dataset):,} images)")
-    return fig
+    return shown
 
 
 def plot_age_by_class(dataset: Dataset) -> Figure:
@@ -241,16 +259,26 @@ def plot_history(history: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(cm: np.ndarray, normalise: bool, title: str = "Confusion matrix") -> Figure:
-    """True class by row, predicted by column; `normalise` divides each row by its total (recall)."""
+@overload
+def plot_confusion_matrix(
+    cm: np.ndarray, normalise: bool, title: str = ..., *, ax: None = None
+) -> Figure: ...
+@overload
+def plot_confusion_matrix(cm: np.ndarray, normalise: bool, title: str = ..., *, ax: Axes) -> Axes: ...
+def plot_confusion_matrix(
+    cm: np.ndarray, normalise: bool, title: str = "Confusion matrix", *, ax: Axes | None = None
+) -> Figure | Axes:
+    """True class by row, predicted by column; `normalise` divides each row by its total (recall).
+
+    Drawn on `ax` (and its colour bar beside it) when given, which is then returned."""
     cm = np.asarray(cm, dtype=float)
     totals = cm.sum(axis=1, keepdims=True)
     values = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0) if normalise else cm
     codes = list(CODES) if len(cm) == len(CODES) else [str(i) for i in range(len(cm))]
-    fig = Figure(figsize=(5.8, 5), layout="constrained")
-    ax = fig.subplots()
+    shown, ax = one_panel(ax, (5.8, 5))
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalise else max(values.max(), 1))
-    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class" if normalise else "images")
+    label = "share of the true class" if normalise else "images"
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label=label)
     threshold = (1 if normalise else max(values.max(), 1)) / 2
     for (row, col), value in np.ndenumerate(values):
         text = f"{value:.2f}" if normalise else f"{int(value):,}"
@@ -261,21 +289,29 @@ def plot_confusion_matrix(cm: np.ndarray, normalise: bool, title: str = "Confusi
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"{title} ({'row-normalised: recall on the diagonal' if normalise else 'counts'})")
-    return fig
+    return shown
 
 
+@overload
 def plot_per_class_recall(
-    recalls: dict[str, dict[str, float | None]], title: str = "Recall per class"
-) -> Figure:
+    recalls: dict[str, dict[str, float | None]], title: str = ..., *, ax: None = None
+) -> Figure: ...
+@overload
+def plot_per_class_recall(
+    recalls: dict[str, dict[str, float | None]], title: str = ..., *, ax: Axes
+) -> Axes: ...
+def plot_per_class_recall(
+    recalls: dict[str, dict[str, float | None]], title: str = "Recall per class", *, ax: Axes | None = None
+) -> Figure | Axes:
     """Bars of each class's recall, one group per class and one bar per series (e.g. val and test).
 
     The original notebook's "fraction classified incorrectly" turned round: a class whose bar is low is
     one the model misses, whatever the overall accuracy says. A missing value (None) draws no bar.
+    Drawn on `ax` when given, which is then returned.
     """
     series = list(recalls)
     width = 0.8 / max(len(series), 1)
-    fig = Figure(figsize=(7, 3.8), layout="constrained")
-    ax = fig.subplots()
+    shown, ax = one_panel(ax, (7, 3.8))
     for i, name in enumerate(series):
         values = [_number(recalls[name].get(code)) for code in CODES]
         offset = (i - (len(series) - 1) / 2) * width
@@ -289,7 +325,7 @@ def plot_per_class_recall(
     if len(series) > 1:
         ax.legend(fontsize="small")
     ax.set_title(title)
-    return fig
+    return shown
 
 
 def _number(value: object) -> float:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Sequence
 from typing import Any
+
+import pandas as pd
 
 from skinpamper.classes import CODES
 from skinpamper.serving.predict import Prediction, display_name
@@ -43,6 +46,11 @@ def row_columns() -> list[str]:
     """Every column a row can have, in order: a table streamed in pieces needs them before its rows."""
     blank = Prediction(image="", probabilities=(0.0,) * len(CODES), calibrated=False, tta=False, model_id="")
     return list(prediction_row(blank))
+
+
+def prediction_frame(predictions: Sequence[Prediction]) -> pd.DataFrame:
+    """A row per prediction with every column of `row_columns`, the columns of `predict --out`'s tables."""
+    return pd.DataFrame([prediction_row(p) for p in predictions], columns=row_columns())
 
 
 def error_row(image: str, error: str, model_id: str) -> dict[str, Any]:

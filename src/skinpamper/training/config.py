@@ -162,7 +162,7 @@ class TrainConfig:
     # a first untuned EfficientNet-Lite0 run (issue #22) matched three scratch models at 128 px.
     backbone_lr_scale: float = 0.5  # of learning_rate, for every layer outside the head
     frozen_stages: int = 0  # the stem and this many more stages of the backbone never train (0: none)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # a TOML file's [augment] table
 
     def __post_init__(self) -> None:
         _check_choice("data_format", self.data_format, FORMATS)

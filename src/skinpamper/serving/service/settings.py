@@ -34,7 +34,7 @@ class ServeSettings(BaseSettings):
     # Inferences running at once; more only queue on the CPU and raise every request's latency.
     max_inferences: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     onnx_threads: int = Field(1, ge=0, le=64)  # per inference; 1 lets max_inferences use the cores
-    tta: bool = False  # 8 views cost 8x the time; the CLI's predict defaults to TTA instead
+    tta: bool = False  # 8 views cost 8x the time; off as in `predict` and Predictor.load
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()  # comma-separated; empty: CORS off
     # Connection limits in the manner of nginx, so that slow or stalled clients cost a bounded amount.
     # Request line and headers together (nginx's large_client_header_buffers is 4 x 8 KiB): 400 over it.
