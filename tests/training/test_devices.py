@@ -21,7 +21,8 @@ from skinpamper.cli import main
 from skinpamper.errors import ConfigError
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.devices import resolve_device_count
-from skinpamper.training.run import BEST_MODEL, LAST_MODEL, Run
+from skinpamper.runfolder.files import BEST_MODEL, LAST_MODEL
+from skinpamper.training.run import Run
 
 WORKER = Path(__file__).with_name("devices_worker.py")
 TESTS = Path(__file__).resolve().parents[1]

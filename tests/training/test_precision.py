@@ -18,7 +18,8 @@ from skinpamper.training.precision import (
     resolve_jit_compile,
     resolve_precision,
 )
-from skinpamper.training.run import LAST_MODEL, Run
+from skinpamper.runfolder.files import LAST_MODEL
+from skinpamper.training.run import Run
 from skinpamper.training.train import predict_probs, train
 from synthetic import tiny_dataset
 

@@ -19,7 +19,9 @@ from skinpamper.errors import ConfigError
 from skinpamper.progress import TqdmProgress
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
-from skinpamper.training.run import HISTORY_COLUMNS, LAST_MODEL, Run, RunState
+from skinpamper.runfolder import RunState
+from skinpamper.runfolder.files import HISTORY_COLUMNS, LAST_MODEL
+from skinpamper.training.run import Run
 from skinpamper.training.train import EpochRecorder, resume, train
 from synthetic import tiny_dataset
 
@@ -27,7 +29,7 @@ from synthetic import tiny_dataset
 RUN_FILES = {
     "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
     "model.keras", "last.keras", "state.json", "metrics.json", "calibration.json",
-    "ood_detector.npz", "abstention.json",
+    "ood_detector.npz", "abstention.json", "run.json",
 }  # fmt: skip
 CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3)
 

@@ -55,9 +55,15 @@ def evaluate_command(
       skinpamper evaluate runs/seed --data ~/external/ --out eval/external
     """
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.evaluation.evaluate import EVALUATION_FILES, evaluate, write_evaluation
+    from skinpamper.evaluation.evaluate import (
+        EVALUATION_FILES,
+        EVALUATION_METRICS,
+        evaluate,
+        write_evaluation,
+    )
     from skinpamper.reports.evaluation_report import write_evaluation_report
-    from skinpamper.training.run import Run, refuse_run_folder
+    from skinpamper.runfolder import refuse_run_folder
+    from skinpamper.training.run import Run
 
     refuse_run_folder(out, EVALUATION_FILES)  # before the work, not after it
     run = Run.open(run_dir)
@@ -87,6 +93,6 @@ def evaluate_command(
     if any(ignored.values()):
         counts = ", ".join(f"{n} {field}" for field, n in ignored.items() if n)
         click.echo(f"metadata values the run's training split never had, counted as unknown: {counts}")
-    for path in (folder / "metrics.json", folder / "predictions.csv", report, summary):
+    for path in (folder / EVALUATION_METRICS, folder / "predictions.csv", report, summary):
         click.echo(f"wrote {path}")
     click.echo(NOT_A_DIAGNOSIS)

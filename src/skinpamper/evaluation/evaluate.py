@@ -30,14 +30,17 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam, gradcam_examples
+from skinpamper.runfolder import refuse_run_folder
 from skinpamper.scoring.abstention import Abstention, abstention_summary, risk_coverage
 from skinpamper.scoring.calibration import temperature_effect
 from skinpamper.scoring.chain import Chain, Scored
 from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.subgroups import subgroup_report
-from skinpamper.training.run import Run, refuse_run_folder
+from skinpamper.training.run import Run
 
-EVALUATION_FILES = "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
+# An evaluation folder's own metrics.json: not a run's, so refuse_run_folder keeps the two apart.
+EVALUATION_METRICS = "metrics.json"
+EVALUATION_FILES = f"{EVALUATION_METRICS}, predictions.csv, report.html, summary.md and model_card.md"
 
 
 @dataclass(frozen=True)
@@ -223,5 +226,5 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
     buffer = io.StringIO()
     predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
     write_text_atomic(out / "predictions.csv", buffer.getvalue())
-    write_json_atomic(out / "metrics.json", summary)
+    write_json_atomic(out / EVALUATION_METRICS, summary)
     return out
