@@ -1,4 +1,7 @@
-"""MkDocs hook for the command-line reference that mkdocs-click renders (docs/reference/cli.md).
+"""MkDocs hooks: generated content, and mends for the command-line reference (docs/reference/cli.md).
+
+docs/training.md lists a run folder's files from the code that writes them: the marker
+RUN_FOLDER_MARKER is replaced with the table of `skinpamper.runfolder.files.RUN_FOLDER_FILES`.
 
 mkdocs-click 0.9 predates click 8.2's `UNSET` sentinel for options without a default, so its Default
 column read "Sentinel.UNSET"; it also prints an unbounded number as "number (None and below)" and
@@ -21,6 +24,7 @@ ROW = re.compile(
 STATED_DEFAULT = re.compile(r"\[default: ([^\]]+)\]")
 UNSET = {"<code>Sentinel.UNSET</code>", "None"}
 EXAMPLES = re.compile(r"<p>(Examples?:)\n(.*?)</p>", re.DOTALL)
+RUN_FOLDER_MARKER = "<!-- run-folder-files -->"
 
 
 def _row(match: re.Match) -> str:
@@ -38,6 +42,15 @@ def _row(match: re.Match) -> str:
 def _examples(match: re.Match) -> str:
     lines = "\n".join(line.strip() for line in match[2].splitlines() if line.strip())
     return f"<p>{match[1]}</p>\n<pre><code>{lines}\n</code></pre>"
+
+
+def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
+    """Put the generated table of a run folder's files where docs/training.md marks it."""
+    if RUN_FOLDER_MARKER not in markdown:
+        return markdown
+    from skinpamper.runfolder.files import run_folder_table
+
+    return markdown.replace(RUN_FOLDER_MARKER, run_folder_table())
 
 
 def on_page_content(html: str, page: Any, **kwargs: Any) -> str:

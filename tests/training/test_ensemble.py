@@ -18,6 +18,7 @@ from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam
 from skinpamper.serving.predict import Predictor
 from skinpamper.training.config import TrainConfig
+from skinpamper.runfolder import FORMAT_VERSION
 from skinpamper.training.ensemble import make_ensemble, train_ensemble
 from skinpamper.training.run import Run
 from synthetic import tiny_dataset
@@ -101,6 +102,7 @@ def test_ensemble_predicts_the_mean_of_its_members(members: dict[str, Path], ens
     assert run.metadata_model() == Run.open(members["a"]).metadata_model() is not None
     assert run.temperature() is not None  # calibrated on the shared validation split
     assert run.file("split.json").read_text() == Run.open(members["a"]).file("split.json").read_text()
+    assert run.format_version() == FORMAT_VERSION  # an ensemble is a new run of the current format
 
 
 def test_ensemble_run_is_evaluated_explained_and_exported_like_any_run(

@@ -19,7 +19,7 @@ from skinpamper.errors import ConfigError
 from skinpamper.progress import TqdmProgress
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
-from skinpamper.runfolder import RunState
+from skinpamper.runfolder import FORMAT_VERSION, RunState
 from skinpamper.runfolder.files import HISTORY_COLUMNS, LAST_MODEL
 from skinpamper.training.run import Run
 from skinpamper.training.train import EpochRecorder, resume, train
@@ -71,6 +71,7 @@ def finished_run(
 
 def test_run_folder_holds_every_file(finished_run: Run, dataset: Dataset) -> None:
     assert {p.name for p in finished_run.path.iterdir()} == RUN_FILES
+    assert json.loads(finished_run.file("run.json").read_text())["format_version"] == FORMAT_VERSION
     assert finished_run.config() == CONFIG
     metrics = finished_run.metrics()
     assert set(metrics) == {"val", "test", "abstention", "subgroups", "risk_coverage"}
