@@ -16,9 +16,9 @@ from skinpamper.cli import main
 from skinpamper.data.load import load_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam
+from skinpamper.runfolder import FORMAT_VERSION
 from skinpamper.serving.predict import Predictor
 from skinpamper.training.config import TrainConfig
-from skinpamper.runfolder import FORMAT_VERSION
 from skinpamper.training.ensemble import make_ensemble, train_ensemble
 from skinpamper.training.run import Run
 from synthetic import tiny_dataset

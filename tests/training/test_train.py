@@ -17,10 +17,10 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.progress import TqdmProgress
-from skinpamper.training.config import TrainConfig
-from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.runfolder import FORMAT_VERSION, RunState
 from skinpamper.runfolder.files import HISTORY_COLUMNS, LAST_MODEL
+from skinpamper.training.config import TrainConfig
+from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
 from skinpamper.training.run import Run
 from skinpamper.training.train import EpochRecorder, resume, train
 from synthetic import tiny_dataset
