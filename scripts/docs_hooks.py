@@ -1,7 +1,8 @@
 """MkDocs hooks: lists the code holds, put into the pages, and the command-line reference mended.
 
 `<!-- evaluate-outputs -->` in a page becomes the list of the files `skinpamper evaluate` writes, from
-`skinpamper.evaluation.outputs`, so that the page cannot disagree with the code.
+`skinpamper.evaluation.outputs`, and `<!-- run-folder-files -->` the table of a run folder's files, from
+`skinpamper.runfolder.files`, so that the pages cannot disagree with the code.
 
 The command-line reference is rendered by mkdocs-click (docs/reference/cli.md). mkdocs-click 0.9
 predates click 8.2's `UNSET` sentinel for options without a default, so its Default column read
@@ -18,6 +19,7 @@ import re
 from typing import Any
 
 from skinpamper.evaluation.outputs import outputs_markdown
+from skinpamper.runfolder.files import run_folder_table
 
 ROW = re.compile(
     r"<tr>\s*<td>(?P<names>.*?)</td>\s*<td>(?P<kind>.*?)</td>\s*<td>(?P<text>.*?)</td>\s*"
@@ -27,7 +29,10 @@ ROW = re.compile(
 STATED_DEFAULT = re.compile(r"\[default: ([^\]]+)\]")
 UNSET = {"<code>Sentinel.UNSET</code>", "None"}
 EXAMPLES = re.compile(r"<p>(Examples?:)\n(.*?)</p>", re.DOTALL)
-GENERATED = {"<!-- evaluate-outputs -->": outputs_markdown}  # marker -> its Markdown
+GENERATED = {  # marker -> its Markdown
+    "<!-- evaluate-outputs -->": outputs_markdown,
+    "<!-- run-folder-files -->": run_folder_table,
+}
 
 
 def _row(match: re.Match) -> str:

@@ -1,8 +1,9 @@
 """The package's folders follow the data flow, and imports only run downward (design.md).
 
-files -> data -> models -> scoring -> training -> evaluation -> reports -> serving -> api -> cli: a module
-may import from its own stage or any stage before it, never after, so each layer can be read, tested and
-reused without the ones above it. Imports inside functions count too.
+files -> data -> models -> scoring -> runfolder -> training -> evaluation -> reports -> serving -> api -> cli:
+a module may import from its own stage or any stage before it, never after, so each layer can be read,
+tested and reused without the ones above it. Imports inside functions count too. `runfolder` sits below
+`training` so that the reports, the API and the ONNX service read a run without Keras.
 
 `api` (the notebook API) is a front end like the CLI: it puts training, evaluation, reports and
 prediction together, so it needs every stage below it; it sits under `cli` so the CLI may build on it.
@@ -21,7 +22,19 @@ import skinpamper
 
 PACKAGE = Path(skinpamper.__file__).parent
 # The ground floor (modules directly in the package) comes first; then the stages in flow order.
-STAGES = ("", "data", "models", "scoring", "training", "evaluation", "reports", "serving", "api", "cli")
+STAGES = (
+    "",
+    "data",
+    "models",
+    "scoring",
+    "runfolder",
+    "training",
+    "evaluation",
+    "reports",
+    "serving",
+    "api",
+    "cli",
+)
 GROUND = {"errors", "classes", "paths", "atomic", "locks", "progress", "imaging"}
 
 

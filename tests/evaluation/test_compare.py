@@ -15,8 +15,9 @@ from skinpamper.errors import ConfigError
 from skinpamper.evaluation.compare import compare_runs, comparison_table
 from skinpamper.reports.markdown import markdown_table
 from skinpamper.reports.plots import plot_run_comparison
+from skinpamper.runfolder.files import HISTORY_COLUMNS
 from skinpamper.training.config import TrainConfig
-from skinpamper.training.run import HISTORY_COLUMNS, Run
+from skinpamper.training.run import Run
 
 
 def make_run(folder: Path, model: str, balanced: float, seconds: tuple[float, ...]) -> Path:

@@ -43,6 +43,8 @@ def make_run(parent: Path) -> Path:
     files = {
         "config.json": {
             "model": "seed_cnn",
+            "image_size": 28,
+            "fit": "squash",
             "epochs": 3,
             "optimizer": {"name": "adam", "learning_rate": 0.001},
         },

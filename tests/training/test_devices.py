@@ -19,9 +19,10 @@ from click.testing import CliRunner
 
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError
+from skinpamper.runfolder.files import BEST_MODEL, LAST_MODEL
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.devices import resolve_device_count
-from skinpamper.training.run import BEST_MODEL, LAST_MODEL, Run
+from skinpamper.training.run import Run
 
 WORKER = Path(__file__).with_name("devices_worker.py")
 TESTS = Path(__file__).resolve().parents[1]

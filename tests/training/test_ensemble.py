@@ -16,6 +16,7 @@ from skinpamper.cli import main
 from skinpamper.data.load import load_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam
+from skinpamper.runfolder import FORMAT_VERSION
 from skinpamper.serving.predict import Predictor
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.ensemble import make_ensemble, train_ensemble
@@ -101,6 +102,7 @@ def test_ensemble_predicts_the_mean_of_its_members(members: dict[str, Path], ens
     assert run.metadata_model() == Run.open(members["a"]).metadata_model() is not None
     assert run.temperature() is not None  # calibrated on the shared validation split
     assert run.file("split.json").read_text() == Run.open(members["a"]).file("split.json").read_text()
+    assert run.format_version() == FORMAT_VERSION  # an ensemble is a new run of the current format
 
 
 def test_ensemble_run_is_evaluated_explained_and_exported_like_any_run(

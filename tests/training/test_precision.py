@@ -10,6 +10,7 @@ import pytest
 
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
+from skinpamper.runfolder.files import LAST_MODEL
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.precision import (
     Accelerator,
@@ -18,7 +19,7 @@ from skinpamper.training.precision import (
     resolve_jit_compile,
     resolve_precision,
 )
-from skinpamper.training.run import LAST_MODEL, Run
+from skinpamper.training.run import Run
 from skinpamper.training.train import predict_probs, train
 from synthetic import tiny_dataset
 

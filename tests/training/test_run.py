@@ -22,7 +22,8 @@ from click.testing import CliRunner, Result
 from skinpamper.atomic import host_id
 from skinpamper.cli import main
 from skinpamper.errors import ConfigError
-from skinpamper.training.run import (
+from skinpamper.runfolder import refuse_run_folder
+from skinpamper.runfolder.files import (
     ABSTENTION,
     BEST_MODEL,
     CALIBRATION,
@@ -34,16 +35,18 @@ from skinpamper.training.run import (
     METADATA_MODEL,
     METRICS,
     OOD_DETECTOR,
+    RUN_INFO,
     SPLIT,
     STATE,
-    Run,
-    refuse_run_folder,
 )
+from skinpamper.training.run import Run
 
 RUN_FILES = (CONFIG, SPLIT, DATASET, ENVIRONMENT, HISTORY, BEST_MODEL, LAST_MODEL, STATE, METRICS)
-RUN_FILES += (CALIBRATION, METADATA_MODEL, ABSTENTION, OOD_DETECTOR)
+RUN_FILES += (CALIBRATION, METADATA_MODEL, ABSTENTION, OOD_DETECTOR, RUN_INFO)
 # What loading a model reads: its card, thresholds and detector, and the files its model card is made of
+# (every read migrates from the format run.json records)
 CARD = {
+    RUN_INFO,
     CONFIG,
     BEST_MODEL,
     METRICS,
@@ -61,9 +64,9 @@ READS: dict[str, set[str]] = {
     "serve": CARD,
     "export": CARD,
     "evaluate": {CONFIG, SPLIT, BEST_MODEL, CALIBRATION, METADATA_MODEL, DATASET, HISTORY, ABSTENTION}
-    | {OOD_DETECTOR, METRICS, ENVIRONMENT},  # the evaluation's model card reads the run's own files
-    "compare": {CONFIG, METRICS, HISTORY},
-    "resume": {CONFIG, SPLIT, STATE, BEST_MODEL, METADATA_MODEL, DATASET, ENVIRONMENT},
+    | {OOD_DETECTOR, METRICS, ENVIRONMENT, RUN_INFO},  # the evaluation's model card reads the run's own
+    "compare": {CONFIG, METRICS, HISTORY, RUN_INFO},
+    "resume": {CONFIG, SPLIT, STATE, BEST_MODEL, METADATA_MODEL, DATASET, ENVIRONMENT, RUN_INFO},
 }
 DAMAGE: dict[str, Callable[[Path], None]] = {
     "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
@@ -224,8 +227,13 @@ def test_data_path_is_stored_absolute_beside_the_path_as_given(
 def test_an_old_run_with_a_relative_data_path_works_where_it_resolves(
     ham_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from skinpamper.training.config import TrainConfig
+
     run = Run.create(tmp_path / "run")
-    (tmp_path / "run" / CONFIG).write_text(json.dumps({"data_path": ham_folder.name}))  # as saved before
+    (tmp_path / "run" / RUN_INFO).unlink()  # saved before the format was recorded: format 0
+    saved = {**TrainConfig().to_dict(), "data_path": ham_folder.name}  # the path as given
+    del saved["data_path_given"]
+    (tmp_path / "run" / CONFIG).write_text(json.dumps(saved))
     monkeypatch.chdir(ham_folder.parent)
     assert run.data_path() == ham_folder.name
     monkeypatch.chdir(tmp_path / "run")

@@ -17,9 +17,11 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.progress import TqdmProgress
+from skinpamper.runfolder import FORMAT_VERSION, RunState
+from skinpamper.runfolder.files import HISTORY_COLUMNS, LAST_MODEL
 from skinpamper.training.config import TrainConfig
 from skinpamper.training.losses import LogitAdjustedCrossEntropy, log_prior
-from skinpamper.training.run import HISTORY_COLUMNS, LAST_MODEL, Run, RunState
+from skinpamper.training.run import Run
 from skinpamper.training.train import EpochRecorder, resume, train
 from synthetic import tiny_dataset
 
@@ -27,7 +29,7 @@ from synthetic import tiny_dataset
 RUN_FILES = {
     "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
     "model.keras", "last.keras", "state.json", "metrics.json", "calibration.json",
-    "ood_detector.npz", "abstention.json",
+    "ood_detector.npz", "abstention.json", "run.json",
 }  # fmt: skip
 CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3)
 
@@ -69,6 +71,7 @@ def finished_run(
 
 def test_run_folder_holds_every_file(finished_run: Run, dataset: Dataset) -> None:
     assert {p.name for p in finished_run.path.iterdir()} == RUN_FILES
+    assert json.loads(finished_run.file("run.json").read_text())["format_version"] == FORMAT_VERSION
     assert finished_run.config() == CONFIG
     metrics = finished_run.metrics()
     assert set(metrics) == {"val", "test", "abstention", "subgroups", "risk_coverage"}

@@ -17,7 +17,8 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.load import load_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_per_class_recall
-from skinpamper.reports.run_files import read_json
+from skinpamper.runfolder import RunFolder
+from skinpamper.runfolder.files import SPLIT
 
 if TYPE_CHECKING:
     from skinpamper.evaluation.evaluate import Evaluation
@@ -106,7 +107,7 @@ def holds_the_runs_split(run_dir: Path, dataset: Dataset) -> bool:
     """True when `dataset` is the run's own data (it holds every image of the run's split), False when
     it is another set; refused when it holds some of the run's training images but not the split,
     since its figures would count images the model learnt from."""
-    saved = read_json(run_dir / "split.json") or {}
+    saved = RunFolder(run_dir).read(SPLIT) or {}
     parts = {name: set(saved.get(name, ())) for name in ("train", "val", "test")}
     ids = set(dataset.meta["image_id"].astype(str))
     if set().union(*parts.values()) <= ids:

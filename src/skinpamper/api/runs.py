@@ -1,7 +1,8 @@
 """Training from a notebook: `train` makes a run folder as `skinpamper train` does and returns it as a
 `TrainedRun`, whose figures are matplotlib Figures that show inline.
 
-Reading a finished run needs no Keras: the figures come from its files (metrics.json, history.csv).
+Reading a finished run needs no Keras: the figures come from its files (metrics.json, history.csv), read
+through `runfolder.RunFolder`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split, split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
-from skinpamper.reports.run_files import read_history, read_json
+from skinpamper.runfolder import RunFolder
+from skinpamper.runfolder.files import CONFIG, METRICS
 from skinpamper.training.config import default_members, resolve_config
 
 PARTS = ("val", "test")
@@ -46,21 +48,21 @@ class TrainedRun:
     def metrics(self) -> dict[str, Any]:
         """metrics.json: `val` and `test` figures (accuracy, balanced_accuracy, macro_auc,
         per_class_recall, confusion_matrix), `with_metadata`, `abstention` and `subgroups`."""
-        metrics = read_json(self.path / "metrics.json")
+        metrics = RunFolder(self.path).read(METRICS)
         if metrics is None:
-            raise ConfigError(f"{self.path}: no metrics.json yet; the run has not finished")
+            raise ConfigError(f"{self.path}: no {METRICS} yet; the run has not finished")
         return metrics
 
     @property
     def history(self) -> pd.DataFrame:
         """One row per finished epoch: losses, accuracies, validation recall per class, seconds."""
-        history = read_history(self.path / "history.csv")
+        history = RunFolder(self.path).history_frame()
         return pd.DataFrame() if history is None else history
 
     @property
     def config(self) -> dict[str, Any]:
         """The settings the run was trained with (config.json)."""
-        return read_json(self.path / "config.json") or {}
+        return RunFolder(self.path).read(CONFIG) or {}
 
     @property
     def report(self) -> Path:
@@ -107,7 +109,7 @@ class TrainedRun:
         return metrics[part]
 
     def __repr__(self) -> str:
-        scores = read_json(self.path / "metrics.json") or {}
+        scores = RunFolder(self.path).read(METRICS) or {}
         test = scores.get("test", {}).get("balanced_accuracy")
         shown = "" if test is None else f", test balanced accuracy {test:.3f}"
         return f"TrainedRun({str(self.path)!r}{shown})"
@@ -122,10 +124,7 @@ def load_run(path: str | Path) -> TrainedRun:
         run.plot_confusion_matrix("test")
         ```
     """
-    run = TrainedRun(Path(path).expanduser())
-    if not (run.path / "config.json").is_file():
-        raise ConfigError(f"{run.path}: not a Skin Pamper run folder (no config.json)")
-    return run
+    return TrainedRun(RunFolder.open(path).path)
 
 
 def train(

@@ -57,9 +57,14 @@ def evaluate_command(
       skinpamper evaluate runs/seed --data ~/external/ --out eval/external
     """
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.evaluation.evaluate import EVALUATION_FILES, evaluate, write_evaluation
+    from skinpamper.evaluation.evaluate import (
+        EVALUATION_FILES,
+        evaluate,
+        write_evaluation,
+    )
     from skinpamper.reports.evaluation_report import write_evaluation_report
-    from skinpamper.training.run import Run, refuse_run_folder
+    from skinpamper.runfolder import refuse_run_folder
+    from skinpamper.training.run import Run
 
     refuse_run_folder(out, EVALUATION_FILES)  # before the work, not after it
     run = Run.open(run_dir)

@@ -15,7 +15,8 @@ import pandas as pd
 from skinpamper.classes import CODES
 from skinpamper.data.summary import Table
 from skinpamper.errors import ConfigError
-from skinpamper.training.run import METRICS, Run
+from skinpamper.runfolder.files import METRICS
+from skinpamper.training.run import Run
 
 # Column of the comparison frame, its label in the printed table, and how its cells are written:
 # "%" for a share, a format spec for other numbers, "" for text.

@@ -30,13 +30,14 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam, gradcam_examples
-from skinpamper.evaluation.outputs import outputs_text
+from skinpamper.evaluation.outputs import EVALUATION_METRICS, outputs_text
+from skinpamper.runfolder import refuse_run_folder
 from skinpamper.scoring.abstention import Abstention, abstention_summary, risk_coverage
 from skinpamper.scoring.calibration import temperature_effect
 from skinpamper.scoring.chain import Chain, Scored
 from skinpamper.scoring.clinical import clinical_metrics
 from skinpamper.scoring.subgroups import subgroup_report
-from skinpamper.training.run import Run, refuse_run_folder
+from skinpamper.training.run import Run
 
 EVALUATION_FILES = outputs_text()
 
@@ -224,5 +225,5 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
     buffer = io.StringIO()
     predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
     write_text_atomic(out / "predictions.csv", buffer.getvalue())
-    write_json_atomic(out / "metrics.json", summary)
+    write_json_atomic(out / EVALUATION_METRICS, summary)
     return out

@@ -7,8 +7,10 @@ holds it to the files an evaluation really leaves. Plain data, so reading it imp
 
 from __future__ import annotations
 
+# An evaluation folder's own metrics.json, not a run's: named once, here (runfolder keeps the run's).
+EVALUATION_METRICS = "metrics.json"
 OUTPUTS: dict[str, str] = {
-    "metrics.json": (
+    EVALUATION_METRICS: (
         "the figures, plain and with 8-view test-time augmentation (the flips/rotations of the square; "
         "`--no-tta` to skip): accuracy, balanced accuracy, macro AUC, per-class sensitivity, "
         "specificity, precision, F1, ROC AUC and average precision, melanoma sensitivity at 80/90/95% "

@@ -27,11 +27,12 @@ from skinpamper.reports.evaluation_plots import (
     plot_roc_curves,
 )
 from skinpamper.reports.html import figure_item, render_template, write_files
-from skinpamper.reports.model_card import model_card
+from skinpamper.reports.model_card import abstention_record, model_card
 from skinpamper.reports.plots import plot_confusion_matrix
-from skinpamper.reports.run_files import read_history, read_json
 from skinpamper.reports.run_report import config_table, data_tables, history_figure, percent, split_table
 from skinpamper.reports.trust import trust_context
+from skinpamper.runfolder import RunFolder
+from skinpamper.runfolder.files import CONFIG, DATASET
 
 TTA_NAME = "8-view TTA"
 METADATA_NAME = "with age, sex, site"
@@ -271,9 +272,10 @@ def write_evaluation_report(evaluation: Evaluation, out_dir: str | Path) -> tupl
     """
     out = Path(out_dir)
     run_dir = Path(evaluation.run)
-    data = read_json(run_dir / "dataset.json") or {}
-    config = read_json(run_dir / "config.json") or {}
-    history = read_history(run_dir / "history.csv")
+    folder = RunFolder(run_dir)
+    data = folder.read(DATASET) or {}
+    config = folder.read(CONFIG) or {}
+    history = folder.history_frame()
     variants = _variants(evaluation)
     name = run_dir.resolve().name
     sizes = data.get("split_sizes")
@@ -297,7 +299,7 @@ def write_evaluation_report(evaluation: Evaluation, out_dir: str | Path) -> tupl
         trust=trust_context(
             evaluation.subgroups,
             evaluation.abstention,
-            read_json(run_dir / "abstention.json"),
+            abstention_record(folder),
             evaluation.risk_coverage,
             evaluation.probs_tta is not None,
             f"{TTA_NAME} probabilities" if evaluation.probs_tta is not None else "plain probabilities",

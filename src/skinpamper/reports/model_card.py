@@ -3,9 +3,10 @@
 Its sections follow the paper's: model details, intended use and out-of-scope use, factors, metrics,
 training and evaluation data, quantitative analyses (with 95% intervals and by subgroup), how the model
 treats images unlike its training data, ethical considerations and caveats. Every figure is read from
-the run folder (config.json, dataset.json, metrics.json, abstention.json, environment.json,
-members.json) or from an evaluation of it; nothing is written by hand, so a card cannot drift from its
-model. The fixed sentences say what no file can: what the tool is for and what HAM10000 is not.
+the run folder through `runfolder.RunFolder` (config.json, dataset.json, metrics.json, abstention.json,
+environment.json, members.json) or from an evaluation of it; nothing is written by hand, so a card
+cannot drift from its model. The fixed sentences say what no file can: what the tool is for and what
+HAM10000 is not.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 from skinpamper import NOT_A_DIAGNOSIS, __version__
 from skinpamper.classes import CLASSES, CODES
 from skinpamper.reports.markdown import markdown_table
-from skinpamper.reports.run_files import read_json
 from skinpamper.reports.trust import FIGURE_NAMES, abstention_table, subgroup_table
+from skinpamper.runfolder import RunFolder
+from skinpamper.runfolder.files import CONFIG, DATASET, ENVIRONMENT, METRICS
 
 INTENDED = (
     "Research and teaching on dermoscopy images of single skin lesions: comparing training recipes, "
@@ -156,15 +158,22 @@ def _ood(rules: dict[str, Any] | None, summary: dict[str, Any] | None, tta: bool
     return text
 
 
+def abstention_record(folder: RunFolder) -> dict[str, Any] | None:
+    """The run's abstention thresholds as the pages show them; None for a run without a detector."""
+    rules = folder.abstention_rules()
+    return None if rules is None else rules.to_dict()
+
+
 def model_card(run_dir: Path, evaluation: dict[str, Any] | None = None, model_id: str | None = None) -> str:
     """The card as Markdown: from the run's files, and from `evaluation` (an evaluation's metrics.json
     content) when given, whose figures then replace the run's own test-split figures."""
-    config = read_json(run_dir / "config.json") or {}
-    data = read_json(run_dir / "dataset.json") or {}
-    metrics = read_json(run_dir / "metrics.json") or {}
-    environment = read_json(run_dir / "environment.json") or {}
-    members = (read_json(run_dir / "members.json") or {}).get("members", [])
-    rules = read_json(run_dir / "abstention.json")
+    folder = RunFolder(run_dir)
+    config = folder.read(CONFIG) or {}
+    data = folder.read(DATASET) or {}
+    metrics = folder.read(METRICS) or {}
+    environment = folder.read(ENVIRONMENT) or {}
+    members = folder.members()
+    rules = abstention_record(folder)
     if evaluation is None:
         test = metrics.get("test", {})
         fused = metrics.get("with_metadata", {}).get("test", {})

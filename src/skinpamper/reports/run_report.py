@@ -1,10 +1,10 @@
 """`write_run_report`: a self-contained HTML report and a Markdown summary of one run folder.
 
-Built only from the files the run folder holds (dataset.json, config.json, history.csv,
-metrics.json, and members.json for an ensemble), so a report can be rebuilt at any time without
-the data or the model; a missing file drops its section instead of failing. The readers of run
-files and the data, split and configuration tables are public: the evaluation report
-(evaluation_report.py) shows them too.
+Built only from the files the run folder holds, read through `runfolder.RunFolder` (dataset.json,
+config.json, history.csv, metrics.json, and members.json for an ensemble), so a report can be rebuilt
+at any time without the data or the model; a missing file drops its section instead of failing. The
+data, split and configuration tables are public: the evaluation report (evaluation_report.py) shows
+them too.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from skinpamper.classes import CLASSES, CODES, NUM_CLASSES
 from skinpamper.data.summary import Table
 from skinpamper.errors import SkinPamperError
 from skinpamper.reports.html import figure_item, render_template, write_files
-from skinpamper.reports.model_card import model_card
+from skinpamper.reports.model_card import abstention_record, model_card
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history
-from skinpamper.reports.run_files import read_history, read_json
 from skinpamper.reports.trust import trust_context
-from skinpamper.training.run import MEMBERS
+from skinpamper.runfolder import RunFolder
+from skinpamper.runfolder.files import CONFIG, DATASET, HISTORY, METRICS
 
-RUN_FILES = ("dataset.json", "config.json", "history.csv", "metrics.json")
+REPORTED_FILES = (DATASET, CONFIG, HISTORY, METRICS)  # a folder with none of them has nothing to show
 PARTS = ("val", "test")
 METRIC_KEYS = ("n", "accuracy", "balanced_accuracy", "per_class_recall", "confusion_matrix")
 
@@ -215,14 +215,17 @@ def write_run_report(run_dir: Path) -> Path:
     """Write `report.html` (figures inlined), `summary.md` and `model_card.md` into `run_dir`; returns the
     report's path."""
     run_dir = Path(run_dir)
-    if not any((run_dir / name).is_file() for name in RUN_FILES):
-        raise SkinPamperError(f"{run_dir}: not a run folder; expected at least one of {', '.join(RUN_FILES)}")
-    data = read_json(run_dir / "dataset.json") or {}
-    config = read_json(run_dir / "config.json") or {}
-    history = read_history(run_dir / "history.csv")
-    recorded = read_json(run_dir / "metrics.json") or {}
-    parts = _metric_parts(run_dir / "metrics.json", recorded)
-    members = (read_json(run_dir / MEMBERS) or {}).get("members", [])
+    folder = RunFolder(run_dir)
+    if not any(folder.has(name) for name in REPORTED_FILES):
+        raise SkinPamperError(
+            f"{run_dir}: not a run folder; expected at least one of {', '.join(REPORTED_FILES)}"
+        )
+    data = folder.read(DATASET) or {}
+    config = folder.read(CONFIG) or {}
+    history = folder.history_frame()
+    recorded = folder.read(METRICS) or {}
+    parts = _metric_parts(folder.file(METRICS), recorded)
+    members = folder.members()
     name = run_dir.resolve().name
     sizes = data.get("split_sizes")
     page = render_template(
@@ -240,7 +243,7 @@ def write_run_report(run_dir: Path) -> Path:
         trust=trust_context(
             recorded.get("subgroups"),
             recorded.get("abstention", {}).get("test"),
-            read_json(run_dir / "abstention.json"),
+            abstention_record(folder),
             recorded.get("risk_coverage"),
             tta=False,
             scored="the test split's plain probabilities",

@@ -19,6 +19,7 @@ import numpy as np
 
 from skinpamper.atomic import replace_into
 from skinpamper.errors import ConfigError, ExportError
+from skinpamper.runfolder.files import ONNX_EXPORT
 from skinpamper.serving.predict import ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
@@ -29,7 +30,6 @@ PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wro
 # made a per-score ratio meaningless. A wrong conversion is off by tens of percent.
 SCORE_PARITY_LIMIT = 1e-2
 PARITY_SAMPLES = 32
-ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def export_onnx(
     from skinpamper.training.run import Run
 
     run = Run.open(run_dir)
-    path = Path(out) if out is not None else run.file(ONNX_FILE)
+    path = Path(out) if out is not None else run.file(ONNX_EXPORT)
     if path.suffix.lower() != ".onnx":  # checked before the model is loaded: a typo should fail fast
         raise ConfigError(f"{path}: the export's file name must end in .onnx")
     card = run_card(run)

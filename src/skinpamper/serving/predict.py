@@ -28,6 +28,7 @@ from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError, ImageError
 from skinpamper.imaging import FITS, MAX_PIXELS, load_image
 from skinpamper.reports.model_card import model_card
+from skinpamper.runfolder.files import METRICS
 from skinpamper.scoring.abstention import UNCHECKED, Abstention
 from skinpamper.scoring.chain import Chain, Engine, Scored
 from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, metadata_frame
@@ -391,10 +392,8 @@ def file_digest(path: Path) -> str:
 
 def run_card(run: Run) -> ModelCard:
     """The card of a run's best model, from its config, calibration and test metrics."""
-    from skinpamper.training.run import METRICS
-
     config = run.config()
-    recorded = run.metrics() if run.file(METRICS).exists() else {}
+    recorded = run.read(METRICS) or {}
     test = recorded.get("test", {})
     summary = {key: test[key] for key in _SUMMARY_KEYS if key in test}
     if "with_metadata" in recorded:

@@ -18,12 +18,13 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from skinpamper.atomic import write_json_atomic
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split, split_dataset
 from skinpamper.errors import ConfigError
+from skinpamper.runfolder import RunState
+from skinpamper.runfolder.files import BEST_MODEL, CONFIG
 from skinpamper.training.config import TrainConfig
-from skinpamper.training.run import BEST_MODEL, CONFIG, MEMBERS, Run, RunState
+from skinpamper.training.run import Run
 from skinpamper.training.train import resume, train, write_metadata_model, write_scores
 
 TRAINING_RECORD = ("precision", "xla", "jit_compile", "strategy", "replicas", "processes", "devices")
@@ -100,7 +101,7 @@ def make_ensemble(run_dirs: Sequence[str | Path], out: str | Path, dataset: Data
         {"run": str(member.path), "seed": member.config().seed, "test": member.metrics()["test"]}
         for member in runs
     ]
-    write_json_atomic(run.file(MEMBERS), {"members": members})
+    run.write_members(members)
     write_metadata_model(run, dataset, split)
     run.save_model(model, BEST_MODEL)
     metrics = write_scores(run, model, dataset, split)

@@ -25,6 +25,8 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
 from skinpamper.models import check_image_size, check_width, create_model, get_model_info, prepare_weights
+from skinpamper.runfolder import RunState
+from skinpamper.runfolder.files import BEST_MODEL, LAST_MODEL, METADATA_MODEL
 from skinpamper.scoring.calibration import apply_temperature, calibration_record
 from skinpamper.scoring.metadata_model import fit_metadata_model, fuse
 from skinpamper.scoring.metrics import classification_metrics
@@ -40,15 +42,7 @@ from skinpamper.training.precision import (
     resolve_jit_compile,
     resolve_precision,
 )
-from skinpamper.training.run import (
-    BEST_MODEL,
-    LAST_MODEL,
-    METADATA_MODEL,
-    Run,
-    RunState,
-    restore_seed_states,
-    seed_states,
-)
+from skinpamper.training.run import Run, restore_seed_states, seed_states
 from skinpamper.training.trust import fit_abstention, trust_on_test
 
 TRAIN_SCORED = 2000  # training images scored per epoch for the train/validation mean-recall curves
@@ -228,7 +222,7 @@ def _fit_and_finish(
     The metadata model is fitted first, so bad metadata fails before any epoch; a run made before
     metadata models existed gets one when resumed.
     """
-    if not run.file(METADATA_MODEL).exists():
+    if not run.has(METADATA_MODEL):
         write_metadata_model(run, dataset, split)
     state = run.state()
     if state.epoch < config.epochs and not state.stopped_early:
