@@ -93,6 +93,10 @@ def test_model_runs_end_to_end(model: str, members: int | None, ham: Path, tmp_p
         )
     assert response.status_code == 200, response.text
     (served,) = response.json()["predictions"]
-    assert served["status"] == predicted["status"]
+    # ONNX and Keras agree to ~1e-7; a confidence that close to the threshold (an untrained model's
+    # near-uniform answers all sit at the one its validation split set) may fall either side.
+    margin = max(served["probabilities"].values()) - predictor.abstention.confidence_threshold(False)
+    if abs(margin) > 1e-5:
+        assert served["status"] == predicted["status"]
     for code, p in predicted["probabilities"].items():
         assert served["probabilities"][code] == pytest.approx(p, abs=1e-4)
