@@ -35,12 +35,16 @@ def progress_bar(description: str, unit: str = "img", scale: bool = False):
         bar.close()
 
 
+def decoding_bar(source: str):
+    """The bar a workflow shows while it decodes `source` (workflows.common.DecodingBar)."""
+    return progress_bar(f"decoding {Path(source).name}")
+
+
 def load_data(path: str, size: int | None, fmt: str, fit: str):
     """Load a dataset with a progress bar (the bar only appears while images are decoded)."""
-    from skinpamper.data.load import load_dataset
+    from skinpamper.workflows.common import load_data as load_with_bar
 
-    with progress_bar(f"decoding {Path(path).name}") as update:
-        return load_dataset(path, size=size, fmt=fmt, fit=fit, progress=update)
+    return load_with_bar(path, size, fmt, fit, decoding_bar)
 
 
 class FiniteFloat(click.FloatRange):
