@@ -6,12 +6,14 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
+from skinpamper.data.dataset import Dataset
+from skinpamper.data.images import Progress
 from skinpamper.data.load import FORMATS
 from skinpamper.errors import SkinPamperError
 from skinpamper.imaging import FITS
@@ -35,12 +37,12 @@ def progress_bar(description: str, unit: str = "img", scale: bool = False):
         bar.close()
 
 
-def decoding_bar(source: str):
+def decoding_bar(source: str) -> AbstractContextManager[Progress]:
     """The bar a workflow shows while it decodes `source` (workflows.common.DecodingBar)."""
     return progress_bar(f"decoding {Path(source).name}")
 
 
-def load_data(path: str, size: int | None, fmt: str, fit: str):
+def load_data(path: str, size: int | None, fmt: str, fit: str) -> Dataset:
     """Load a dataset with a progress bar (the bar only appears while images are decoded)."""
     from skinpamper.workflows.common import load_data as load_with_bar
 
