@@ -1,12 +1,14 @@
 """The package's folders follow the data flow, and imports only run downward (design.md).
 
-files -> data -> models -> scoring -> runfolder -> training -> evaluation -> reports -> serving -> api -> cli:
-a module may import from its own stage or any stage before it, never after, so each layer can be read,
-tested and reused without the ones above it. Imports inside functions count too. `runfolder` sits below
-`training` so that the reports, the API and the ONNX service read a run without Keras.
+files -> data -> models -> scoring -> runfolder -> training -> evaluation -> reports -> serving ->
+workflows -> api -> cli: a module may import from its own stage or any stage before it, never after, so
+each layer can be read, tested and reused without the ones above it. Imports inside functions count too.
+`runfolder` sits below `training` so that the reports, the API and the ONNX service read a run without
+Keras.
 
-`api` (the notebook API) is a front end like the CLI: it puts training, evaluation, reports and
-prediction together, so it needs every stage below it; it sits under `cli` so the CLI may build on it.
+`workflows` is the one place each job (train, resume, ensemble, evaluate) is orchestrated. `api` (the
+notebook API) and `cli` are front ends over it: they parse, show progress and render, and reach the
+modules a workflow puts together only through it, so the two doors cannot do a job two ways.
 The package root (`__init__.py`) is the ground floor, except that its `__getattr__` imports `api` on
 first use of an API name (`skinpamper.train`): the front door of the package, reached lazily.
 """
@@ -32,6 +34,7 @@ STAGES = (
     "evaluation",
     "reports",
     "serving",
+    "workflows",
     "api",
     "cli",
 )
@@ -51,10 +54,18 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
-    """(line, module) of every skinpamper import in the file, at any depth."""
+def _imports(path: Path, typing_too: bool = True) -> list[tuple[int, str]]:
+    """(line, module) of every skinpamper import in the file, at any depth; without those under
+    `if TYPE_CHECKING:` when not `typing_too` (a name for an annotation runs nothing)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = set()
+    for block in ast.walk(tree):
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING" and not typing_too:
+            typing_only |= {id(node) for statement in block.body for node in ast.walk(statement)}
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("skinpamper"):
             names = [node.module] if node.module != "skinpamper" else []
             names += [f"skinpamper.{a.name}" for a in node.names if node.module == "skinpamper"]
@@ -100,3 +111,36 @@ def test_package_root_imports_only_the_api_and_only_lazily() -> None:
     assert not [n for n in top_level if "skinpamper" in ast.dump(n)], "imports a stage at import time"
     stages = {name for _, name in _imports(PACKAGE / "__init__.py")}
     assert stages == {"skinpamper.api"}
+
+
+# What a workflow puts together: a front end that imported one of these could do the job its own way.
+ORCHESTRATED = {
+    "skinpamper.training.train": "train_run / resume_run",
+    "skinpamper.training.ensemble": "train_run / ensemble_run",
+    "skinpamper.evaluation.evaluate": "evaluate_run",
+    "skinpamper.reports.run_report": "train_run / resume_run / ensemble_run (they write the report)",
+    "skinpamper.reports.evaluation_report": "evaluate_run (it writes the report)",
+    "skinpamper.locks": "the workflows (they hold the output folder)",
+}
+FRONT_ENDS = sorted(p for stage in ("api", "cli") for p in (PACKAGE / stage).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", FRONT_ENDS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_front_ends_reach_training_and_evaluation_through_the_workflows(path: Path) -> None:
+    reached = [
+        f"line {line}: {name} (use skinpamper.workflows: {ORCHESTRATED[name]})"
+        for line, name in _imports(path, typing_too=False)
+        if name in ORCHESTRATED
+    ]
+    assert not reached, f"{_module_name(path)} orchestrates a job itself: {reached}"
+
+
+def test_the_layer_rule_sees_an_orchestrating_import(tmp_path: Path) -> None:
+    """The rule reads imports inside functions, and lets names for annotations through."""
+    module = tmp_path / "front.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from skinpamper.evaluation.evaluate import Evaluation\n"
+        "def go():\n    from skinpamper.training.train import train\n"
+    )
+    assert _imports(module, typing_too=False) == [(5, "skinpamper.training.train")]

@@ -165,20 +165,3 @@ def test_subgroups_with_missing_metadata_are_unknown_or_absent(trained_run: Path
     partly = dataclasses.replace(dataset, meta=meta)
     groups = evaluate(trained_run, partly, external=True, n_boot=10, explain=False).subgroups["groups"]
     assert [(g["group"], g["n"], g["too_few"]) for g in groups] == [("male", 7, True), ("unknown", 7, True)]
-
-
-def test_a_set_holding_the_runs_training_images_is_refused(trained_run: Path, tmp_path: Path) -> None:
-    """`evaluate RUN --data THE_TRAINING_DATA` would score images the model learnt from."""
-    result = CliRunner().invoke(
-        main,
-        [
-            "evaluate",
-            str(trained_run),
-            "--data",
-            str(trained_run.parent / "ham"),
-            "--out",
-            str(tmp_path / "e"),
-        ],
-    )
-    assert result.exit_code == 1 and "of the run's training images" in result.output
-    assert not (tmp_path / "e").exists()

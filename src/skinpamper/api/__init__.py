@@ -4,8 +4,8 @@ Every name here is also `skinpamper.NAME`, imported on first use, so `import ski
 and loading or plotting data never imports Keras; `train`, `evaluate` and a run folder's `Predictor`
 do. Figures are matplotlib Figures: the value of a notebook cell shows inline, `.savefig()` saves it.
 
-Its own stage, above serving: like the CLI it puts training, evaluation, reports and prediction
-together, so it may import from every stage below it, and the CLI may build on it.
+A front end, as the CLI is: train and evaluate call the workflows (`skinpamper.workflows`) the CLI
+calls, so the two give the same answer; this layer adds the notebook's words and figures.
 """
 
 # Re-exported as `name as name` (PEP 484) and in __all__; skinpamper.API lists the same names for the

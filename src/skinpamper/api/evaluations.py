@@ -4,6 +4,7 @@ figures as matplotlib Figures, with the report written where asked."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -14,11 +15,7 @@ from skinpamper.api.datasets import decoding_bar
 from skinpamper.api.runs import TrainedRun
 from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset
-from skinpamper.data.load import load_dataset
-from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_per_class_recall
-from skinpamper.runfolder import RunFolder
-from skinpamper.runfolder.files import SPLIT
 
 if TYPE_CHECKING:
     from skinpamper.evaluation.evaluate import Evaluation
@@ -103,24 +100,6 @@ class EvaluationResult:
         return plot_gradcam_grid(images, maps, evaluation.y_true[rows], evaluation.probs[rows])
 
 
-def holds_the_runs_split(run_dir: Path, dataset: Dataset) -> bool:
-    """True when `dataset` is the run's own data (it holds every image of the run's split), False when
-    it is another set; refused when it holds some of the run's training images but not the split,
-    since its figures would count images the model learnt from."""
-    saved = RunFolder(run_dir).read(SPLIT) or {}
-    parts = {name: set(saved.get(name, ())) for name in ("train", "val", "test")}
-    ids = set(dataset.meta["image_id"].astype(str))
-    if set().union(*parts.values()) <= ids:
-        return True
-    seen = ids & parts["train"]
-    if seen:
-        raise ConfigError(
-            f"{dataset.source}: holds {len(seen):,} of the run's training images but not its whole split; "
-            "give the run's own data (its test split is scored) or a set of other images"
-        )
-    return False
-
-
 def evaluate(
     run: TrainedRun | str | Path,
     data: Dataset | str | Path | None = None,
@@ -154,22 +133,11 @@ def evaluate(
         external = skinpamper.evaluate(run, "~/external/", bootstrap=200)  # every image
         ```
     """
-    from skinpamper.evaluation.evaluate import evaluate as score
-    from skinpamper.evaluation.evaluate import write_evaluation
-    from skinpamper.reports.evaluation_report import write_evaluation_report
-    from skinpamper.training.run import Run
+    from skinpamper.workflows.evaluation import evaluate_run
 
-    path = run.path if isinstance(run, TrainedRun) else Path(run).expanduser()
-    config = Run.open(path).config()
-    dataset = data
-    if not isinstance(dataset, Dataset):
-        source, fmt = (config.data_path, config.data_format) if data is None else (data, format)
-        with decoding_bar(source, progress) as update:
-            dataset = load_dataset(source, config.image_size, fmt, config.fit, progress=update)
-    external = data is not None and not holds_the_runs_split(path, dataset)
-    evaluation = score(path, dataset, split, external=external, tta=tta, n_boot=bootstrap, explain=explain)
-    if out is None:
-        return EvaluationResult(evaluation)
-    folder = write_evaluation(evaluation, out)
-    write_evaluation_report(evaluation, folder)
+    path = run.path if isinstance(run, TrainedRun) else run
+    bar = partial(decoding_bar, shown=progress)
+    evaluation, folder = evaluate_run(
+        path, data, part=split, fmt=format, tta=tta, bootstrap=bootstrap, out=out, explain=explain, bar=bar
+    )
     return EvaluationResult(evaluation, folder)

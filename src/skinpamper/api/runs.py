@@ -7,7 +7,6 @@ through `runfolder.RunFolder`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -17,12 +16,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from skinpamper.data.dataset import Dataset
-from skinpamper.data.splits import Split, split_dataset
+from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError
 from skinpamper.reports.plots import plot_confusion_matrix, plot_history, plot_per_class_recall
 from skinpamper.runfolder import RunFolder
 from skinpamper.runfolder.files import CONFIG, METRICS
-from skinpamper.training.config import default_members, resolve_config
 
 PARTS = ("val", "test")
 
@@ -157,25 +155,11 @@ def train(
         ```
     """
     from skinpamper.progress import TqdmProgress
-    from skinpamper.reports.run_report import write_run_report
-    from skinpamper.training.ensemble import train_ensemble
-    from skinpamper.training.train import train as train_run
+    from skinpamper.workflows.training import plan_run, train_run
 
     settings.setdefault("image_size", dataset.image_size[0])
     # Absolute, so that `skinpamper train --resume` and `evaluate` find the data from any folder.
     settings.setdefault("data_path", str(Path(dataset.source).resolve()))
-    resolved = resolve_config(config, **settings)
-    folder = Path(out or f"runs/{resolved.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    count = default_members(resolved.model) if members is None else members
-    if count < 1:
-        raise ConfigError(f"members must be at least 1, got {count}")
+    plan = plan_run(config, out, members, **settings)
     callbacks = [TqdmProgress()] if progress else []
-    if count > 1:
-        train_ensemble(dataset, resolved, count, folder, callbacks, split)
-    else:
-        if split is None:
-            seed = resolved.effective_split_seed
-            split = split_dataset(dataset, resolved.val_fraction, resolved.test_fraction, seed)
-        train_run(dataset, split, resolved, folder, callbacks)
-    write_run_report(folder)
-    return TrainedRun(folder)
+    return TrainedRun(train_run(plan, dataset, split=split, callbacks=callbacks).folder)

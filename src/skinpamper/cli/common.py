@@ -6,12 +6,14 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
+from skinpamper.data.dataset import Dataset
+from skinpamper.data.images import Progress
 from skinpamper.data.load import FORMATS
 from skinpamper.errors import SkinPamperError
 from skinpamper.imaging import FITS
@@ -35,12 +37,16 @@ def progress_bar(description: str, unit: str = "img", scale: bool = False):
         bar.close()
 
 
-def load_data(path: str, size: int | None, fmt: str, fit: str):
-    """Load a dataset with a progress bar (the bar only appears while images are decoded)."""
-    from skinpamper.data.load import load_dataset
+def decoding_bar(source: str) -> AbstractContextManager[Progress]:
+    """The bar a workflow shows while it decodes `source` (workflows.common.DecodingBar)."""
+    return progress_bar(f"decoding {Path(source).name}")
 
-    with progress_bar(f"decoding {Path(path).name}") as update:
-        return load_dataset(path, size=size, fmt=fmt, fit=fit, progress=update)
+
+def load_data(path: str, size: int | None, fmt: str, fit: str) -> Dataset:
+    """Load a dataset with a progress bar (the bar only appears while images are decoded)."""
+    from skinpamper.workflows.common import load_data as load_with_bar
+
+    return load_with_bar(path, size, fmt, fit, decoding_bar)
 
 
 class FiniteFloat(click.FloatRange):

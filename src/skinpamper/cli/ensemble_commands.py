@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from skinpamper.cli.common import load_data
+from skinpamper.cli.common import decoding_bar
 from skinpamper.cli.train_commands import echo_run_summary
 
 
@@ -23,13 +21,7 @@ def ensemble_command(runs: tuple[str, ...], out: str, data: str | None) -> None:
       skinpamper train --model compact_cnn --seed 2 --split-seed 0 --out runs/m2
       skinpamper ensemble runs/m1 runs/m2 --out runs/ensemble
     """
-    from skinpamper.training.ensemble import make_ensemble, open_members
+    from skinpamper.workflows.training import ensemble_run
 
-    first = open_members(runs)[0]  # refuses mismatched runs before the data is loaded
-    config = first.config()
-    path = data or first.data_path()
-    if path is None:
-        raise click.UsageError(f"{runs[0]} does not record its dataset; give --data")
-    dataset = load_data(path, config.image_size, config.data_format, config.fit)
-    run_dir = make_ensemble(runs, out, dataset)
-    echo_run_summary(Path(run_dir))
+    trained = ensemble_run(runs, out, data, bar=decoding_bar)
+    echo_run_summary(trained.folder, trained.report)

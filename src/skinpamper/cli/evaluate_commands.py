@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import click
 
-from skinpamper.cli.common import load_data
+from skinpamper.cli.common import decoding_bar
 from skinpamper.data.load import FORMATS
 from skinpamper.evaluation.outputs import OUTPUTS, outputs_text
 
 
 @click.command("evaluate", short_help="Score a run on its test split or any labelled set.")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--data", type=click.Path(), help="Score on this labelled set instead of the run's own split.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help="Labelled set to score: the run's own data (it holds the run's split) is scored on --split, "
+    "another set on every image; one holding some of the run's training images is refused "
+    "[default: the run's own].",
+)
 @click.option(
     "--split",
     "part",
     type=click.Choice(("test", "val", "train")),
     default="test",
     show_default=True,
-    help="Part of the run's own split to score (ignored with --data).",
+    help="Part of the run's own split to score (another set is scored whole).",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True, help="Form of --data."
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="Form of --data (the run's own is read in the form it recorded).",
 )
 @click.option(
     "--tta/--no-tta",
@@ -57,23 +68,11 @@ def evaluate_command(
       skinpamper evaluate runs/seed --data ~/external/ --out eval/external
     """
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.evaluation.evaluate import (
-        EVALUATION_FILES,
-        evaluate,
-        write_evaluation,
-    )
-    from skinpamper.reports.evaluation_report import write_evaluation_report
-    from skinpamper.runfolder import refuse_run_folder
-    from skinpamper.training.run import Run
+    from skinpamper.workflows.evaluation import evaluate_run
 
-    refuse_run_folder(out, EVALUATION_FILES)  # before the work, not after it
-    run = Run.open(run_dir)
-    config = run.config()
-    source = data or run.data_path()
-    dataset = load_data(source, config.image_size, fmt if data else config.data_format, config.fit)
-    evaluation = evaluate(run_dir, dataset, part, external=bool(data), tta=tta, n_boot=bootstrap)
-    folder = write_evaluation(evaluation, out)
-    write_evaluation_report(evaluation, folder)
+    evaluation, folder = evaluate_run(
+        run_dir, data, part=part, fmt=fmt, tta=tta, bootstrap=bootstrap, out=out, bar=decoding_bar
+    )
     scorings = (
         ("plain", evaluation.metrics),
         ("8-view TTA", evaluation.metrics_tta),

@@ -11,6 +11,7 @@ import click
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.classes import CODES
 from skinpamper.cli.common import FiniteFloat
+from skinpamper.workflows.prediction import ENGINES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,7 +67,7 @@ OUTPUT_FORMATS = ("table", "json", "csv")
 @click.option("--resume", is_flag=True, help="With --out: skip the images that output already scored.")
 @click.option(
     "--engine",
-    type=click.Choice(("local", "ray")),
+    type=click.Choice(ENGINES),
     default="local",
     show_default=True,
     help="With --out: this machine's cores, or Ray Data (pip install 'skinpamper[ray]'; ONNX only).",
@@ -218,27 +219,21 @@ def _score_job(
 ) -> None:
     """Score into --out with a progress bar, then one summary line; exit 1 if any image failed."""
     from skinpamper.cli.common import progress_bar
-    from skinpamper.serving.batch import score_files
+    from skinpamper.workflows.prediction import score_archive
 
     with progress_bar("scoring") as update:
-        if engine == "ray":
-            from skinpamper.serving.ray_batch import ray_session, score_with_ray
-
-            with ray_session(address):
-                summary = score_with_ray(
-                    model_path,
-                    sources,
-                    out,
-                    resume,
-                    predictor.tta,
-                    batch_size,
-                    patients=patients,
-                    progress=update,
-                )
-        else:
-            summary = score_files(
-                predictor, sources, out, resume, batch_size, patients=patients, progress=update
-            )
+        summary = score_archive(
+            model_path,
+            predictor,
+            sources,
+            out,
+            resume=resume,
+            engine=engine,
+            address=address,
+            batch_size=batch_size,
+            patients=patients,
+            progress=update,
+        )
     rate = (summary.scored + summary.failed) / max(summary.seconds, 1e-9)
     click.echo(
         f"wrote {out}: {summary.scored:,} scored, {summary.failed:,} failed (rows with their error), "

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from skinpamper.cli.common import FiniteFloat, load_data, resolve_data
+from skinpamper.cli.common import FiniteFloat, decoding_bar, resolve_data
 from skinpamper.data.load import FORMATS
 from skinpamper.imaging import FITS
 from skinpamper.training.config import IMBALANCE, MEMBERS, PRECISIONS, XLA
 
 
-def echo_run_summary(run_dir: Path) -> None:
+def echo_run_summary(run_dir: Path, report: Path) -> None:
     """Print the test figures of a finished run and where its report is."""
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.reports.run_report import write_run_report
     from skinpamper.training.run import Run
 
-    report = write_run_report(run_dir)
     metrics = Run.open(run_dir).metrics()
     test = metrics["test"]
     recalls = "  ".join(f"{code} {value:.2f}" for code, value in test["per_class_recall"].items())
@@ -48,6 +42,11 @@ def echo_run_summary(run_dir: Path) -> None:
         )
     click.echo(f"run folder: {run_dir}\nreport: {report}\nmodel card: {run_dir / 'model_card.md'}")
     click.echo(NOT_A_DIAGNOSIS)
+
+
+def echo_note(text: str) -> None:
+    """What drawing the split had to settle for (e.g. a class too small to reach every part)."""
+    click.echo(f"note: {text}", err=True)
 
 
 @click.command("train", short_help="Train a model into a run folder with a report.")
@@ -174,16 +173,11 @@ def train_command(
       KERAS_BACKEND=jax skinpamper train --distributed --coordinator host0:1234 \\
           --num-processes 2 --process-id 0 --out runs/two-hosts
     """
-    from skinpamper.data.splits import split_dataset
     from skinpamper.errors import ConfigError
-    from skinpamper.models import check_image_size
     from skinpamper.progress import TqdmProgress
     from skinpamper.training import distributed as cluster_training
-    from skinpamper.training.config import default_members, resolve_config
     from skinpamper.training.devices import resolve_device_count, split_host_cpu
-    from skinpamper.training.ensemble import train_ensemble
-    from skinpamper.training.run import Run
-    from skinpamper.training.train import resume, train
+    from skinpamper.workflows.training import plan_run, resume_run, train_run
 
     split_host_cpu()  # before anything makes the backend set up its devices
     if resume_dir and (devices or distributed):
@@ -191,82 +185,39 @@ def train_command(
         raise ConfigError(
             f"{option} does not apply to --resume: a run resumes on the devices its config records"
         )
+    if resume_dir:
+        trained = resume_run(resume_dir, data, callbacks=[TqdmProgress()], bar=decoding_bar)
+        echo_run_summary(trained.folder, trained.report)
+        return
     if devices is not None:
         flags["devices"] = resolve_device_count(devices)
     cluster = (
         cluster_training.resolve_cluster(coordinator, num_processes, process_id) if distributed else None
     )
-    if resume_dir:
-        hold_run_folder(Path(resume_dir))
-        run = Run.open(resume_dir)
-        config = run.config()
-        dataset = load_data(data or run.data_path(), config.image_size, config.data_format, config.fit)
-        run_dir = resume(resume_dir, dataset, callbacks=[TqdmProgress()])
-    else:
-        enabled = None if no_augment is None else not no_augment
-        pretrained = None if no_pretrained is None else not no_pretrained
-        config = resolve_config(
-            config_file, data_format=fmt, pretrained=pretrained, **{"augment.enabled": enabled}, **flags
+    enabled = None if no_augment is None else not no_augment
+    pretrained = None if no_pretrained is None else not no_pretrained
+    plan = plan_run(
+        config_file,
+        out,
+        members,
+        data_format=fmt,
+        pretrained=pretrained,
+        **{"augment.enabled": enabled},
+        **flags,
+    )
+    if data or not plan.config.data_path:
+        plan = plan.reading(resolve_data(data, plan.config.image_size))
+    try:
+        trained = train_run(
+            plan, callbacks=[TqdmProgress()], cluster=cluster, bar=decoding_bar, note=echo_note
         )
-        run_dir = Path(out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-        members = default_members(config.model) if members is None else members
-        if cluster is None or cluster.process_id == 0:  # the one process that writes the run
-            hold_run_folder(run_dir)
-        data_path = resolve_data(data, config.image_size) if data or not config.data_path else None
-        config = config.replace(data_path=data_path)
-        if cluster is not None:  # before any JAX computation, which would fix the devices of one process
-            # A rerun into a started folder would have process 0 resume while the others start afresh
-            # (their records are private), and their collectives would no longer match.
-            if cluster.process_id == 0 and run_dir.exists() and any(run_dir.iterdir()):
-                raise ConfigError(
-                    f"{run_dir}: not empty; --distributed starts new runs only (continue an interrupted one "
-                    "on one machine: skinpamper train --resume, or this command without --distributed)"
-                )
-            cluster_training.start(cluster, config.batch_size)
-        with cluster_training.single_process():  # a build on this process's CPU, not across processes
-            check_image_size(config.model, config.image_size)  # before the data is loaded
-        dataset = load_data(config.data_path, config.image_size, config.data_format, config.fit)
-        split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.effective_split_seed)
-        if split.note and cluster_training.is_writer():
-            click.echo(f"note: {split.note}", err=True)
-        try:
-            progress = [TqdmProgress()] if cluster_training.is_writer() else []  # one bar, not one a process
-            with follower_scratch(run_dir) as target:
-                if members > 1:
-                    train_ensemble(dataset, config, members, target, callbacks=progress)
-                else:
-                    train(dataset, split, config, target, callbacks=progress)
-        except KeyboardInterrupt:
-            again = "run the same command again" if members > 1 else f"skinpamper train --resume {run_dir}"
-            if cluster is not None:
-                again += " on process 0's machine, without --distributed"
-            click.echo(f"interrupted; finished epochs are kept: {again}", err=True)
-            sys.exit(130)
-        if not cluster_training.is_writer():
-            return
-    with cluster_training.single_process():  # the report's models are this process's alone
-        echo_run_summary(Path(run_dir))
-
-
-def hold_run_folder(run_dir: Path) -> None:
-    """Lock the run folder until the command ends: a second `train` on it refuses before touching it."""
-    from skinpamper.locks import OutputLock
-
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    click.get_current_context().with_resource(OutputLock(run_dir))
-
-
-@contextmanager
-def follower_scratch(run_dir: Path) -> Iterator[Path]:
-    """`run_dir` for the process that writes the run; a private folder, deleted after, for the others.
-
-    Processes other than 0 train in step with it and keep their own epoch records (for early stopping
-    and checkpoints), so they need somewhere to put them that is not the shared run folder.
-    """
-    from skinpamper.training.distributed import is_writer
-
-    if is_writer():
-        yield run_dir
-        return
-    with tempfile.TemporaryDirectory(prefix="skinpamper-process-") as scratch:
-        yield Path(scratch) / "run"
+    except KeyboardInterrupt:
+        again = (
+            "run the same command again" if plan.members > 1 else f"skinpamper train --resume {plan.folder}"
+        )
+        if cluster is not None:
+            again += " on process 0's machine, without --distributed"
+        click.echo(f"interrupted; finished epochs are kept: {again}", err=True)
+        sys.exit(130)
+    if trained.report is not None:  # None on the processes of a cluster that do not write the run
+        echo_run_summary(trained.folder, trained.report)

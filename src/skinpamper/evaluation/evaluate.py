@@ -82,8 +82,8 @@ def _images_of(run: Run, dataset: Dataset, part: str, external: bool) -> tuple[D
         seen = set(dataset.meta["image_id"].astype(str)) & set(run.split_ids().get("train", ()))
         if seen:
             raise ConfigError(
-                f"{dataset.source}: holds {len(seen):,} of the run's training images; to score the run's "
-                "own data, leave out --data (its test split is scored), else give a set of other images"
+                f"{dataset.source}: holds {len(seen):,} of the run's training images; score the run's "
+                "own data on a part of its split, else give a set of other images"
             )
         return dataset, "all"
     if part not in SPLIT_NAMES:
