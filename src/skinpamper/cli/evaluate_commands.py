@@ -39,15 +39,18 @@ from skinpamper.data.load import FORMATS
     "--out",
     type=click.Path(file_okay=False),
     required=True,
-    help="Folder for metrics.json, predictions.csv, report.html and summary.md (not a run folder).",
+    help="Folder for metrics.json, predictions.csv, status_table.csv, report.html and summary.md "
+    "(not a run folder).",
 )
 def evaluate_command(
     run_dir: str, data: str | None, part: str, fmt: str, tta: bool, bootstrap: int, out: str
 ) -> None:
     """Score a trained run on its test split or on any labelled set (e.g. an external test set).
 
-    Writes the figures (metrics.json), one row per image (predictions.csv), a self-contained HTML
-    report with Grad-CAM and calibration (report.html) and a Markdown summary (summary.md).
+    Writes the figures (metrics.json), one row per image (predictions.csv), per status the share
+    of images, balanced accuracy and melanoma sensitivity (status_table.csv: how much of a clinic's
+    images the model answers, and how well), a self-contained HTML report with Grad-CAM and
+    calibration (report.html) and a Markdown summary (summary.md).
 
     \b
     Examples:
@@ -55,7 +58,7 @@ def evaluate_command(
       skinpamper evaluate runs/seed --data ~/external/ --out eval/external
     """
     from skinpamper import NOT_A_DIAGNOSIS
-    from skinpamper.evaluation.evaluate import EVALUATION_FILES, evaluate, write_evaluation
+    from skinpamper.evaluation.evaluate import EVALUATION_FILES, STATUS_TABLE, evaluate, write_evaluation
     from skinpamper.reports.evaluation_report import write_evaluation_report
     from skinpamper.training.run import Run, refuse_run_folder
 
@@ -87,6 +90,32 @@ def evaluate_command(
     if any(ignored.values()):
         counts = ", ".join(f"{n} {field}" for field, n in ignored.items() if n)
         click.echo(f"metadata values the run's training split never had, counted as unknown: {counts}")
-    for path in (folder / "metrics.json", folder / "predictions.csv", report, summary):
+    if evaluation.abstention is not None:
+        click.echo(_status_lines(evaluation.abstention))
+    written = [folder / "metrics.json", folder / "predictions.csv", report, summary]
+    written[2:2] = [folder / STATUS_TABLE] if evaluation.abstention is not None else []
+    for path in written:
         click.echo(f"wrote {path}")
     click.echo(NOT_A_DIAGNOSIS)
+
+
+def _status_lines(summary: dict) -> str:
+    """One line per status: its share, balanced accuracy and melanoma sensitivity."""
+
+    def figure(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = []
+    for status, row in summary["by_status"].items():
+        lines.append(
+            f"  {status}: {100 * row['share']:.1f}% ({row['n']:,} images), balanced accuracy "
+            f"{figure(row['balanced_accuracy'])}, melanoma sensitivity {figure(row['mel_sensitivity'])} "
+            f"({row['melanomas']} melanomas)"
+        )
+    rule = summary.get("melanoma_rule_out")
+    if rule is not None:
+        lines.append(
+            f"  melanoma rule-out cut p(mel) >= {rule['threshold']:.3f}: sensitivity "
+            f"{figure(rule['sensitivity'])}, specificity {figure(rule['specificity'])} on these images"
+        )
+    return "by status:\n" + "\n".join(lines)

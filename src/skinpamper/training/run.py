@@ -16,7 +16,11 @@
                       (absent when the data has no such metadata)
     members.json      an ensemble's member runs and their test scores (ensembles only)
     ood_detector.npz  class centres and whitening of the training split's features (scoring/ood.py)
-    abstention.json   OOD and confidence thresholds fitted on the validation split, and the targets
+    dermoscopy_detector.npz  weights of the dermoscopy-vs-not detector on the same features
+                      (scoring/dermoscopy.py); absent from runs saved before it: they refuse on the OOD
+                      distance alone
+    abstention.json   OOD, dermoscopy, confidence and melanoma thresholds fitted on the validation
+                      split, and the targets
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never leaves a
 half-written file; state.json is written last in each epoch and is what resume trusts. Temporaries a
@@ -52,6 +56,7 @@ from skinpamper.data.splits import Split
 from skinpamper.errors import ConfigError, SkinPamperError
 from skinpamper.scoring.abstention import Abstention
 from skinpamper.scoring.chain import Engine
+from skinpamper.scoring.dermoscopy import DermoscopyDetector
 from skinpamper.scoring.metadata_model import MetadataModel
 from skinpamper.scoring.ood import OODDetector
 from skinpamper.training.config import TrainConfig
@@ -61,6 +66,7 @@ HISTORY, STATE, METRICS = "history.csv", "state.json", "metrics.json"
 CALIBRATION, METADATA_MODEL = "calibration.json", "metadata_model.json"
 BEST_MODEL, LAST_MODEL = "model.keras", "last.keras"
 OOD_DETECTOR, ABSTENTION = "ood_detector.npz", "abstention.json"
+DERMOSCOPY_DETECTOR = "dermoscopy_detector.npz"
 MEMBERS = "members.json"  # an ensemble's runs, written by skinpamper.training.ensemble
 # Files only a run has: a folder holding any of them holds a run (perhaps a half-made one). Not
 # metrics.json, which an evaluation's folder has too (evaluating twice into one folder is fine).
@@ -287,10 +293,20 @@ class Run:
             return None
         return MetadataModel.from_dict(self._json(METADATA_MODEL), str(self.file(METADATA_MODEL)))
 
-    def write_abstention(self, detector: OODDetector, abstention: Abstention) -> None:
-        """The detector first: abstention.json is what says a run has one, so it is written last."""
+    def write_abstention(
+        self, detector: OODDetector, abstention: Abstention, dermoscopy: DermoscopyDetector | None = None
+    ) -> None:
+        """The detectors first: abstention.json is what says a run has them, so it is written last."""
         replace_into(self.file(OOD_DETECTOR), detector.save)
+        if dermoscopy is not None:
+            replace_into(self.file(DERMOSCOPY_DETECTOR), dermoscopy.save)
         write_json_atomic(self.file(ABSTENTION), abstention.to_dict())
+
+    def dermoscopy_detector(self) -> DermoscopyDetector | None:
+        """The dermoscopy-vs-not detector; None for a run saved before it (or without thresholds)."""
+        if not (self.file(ABSTENTION).exists() and self.file(DERMOSCOPY_DETECTOR).exists()):
+            return None
+        return DermoscopyDetector.load(self.file(DERMOSCOPY_DETECTOR))
 
     def abstention(self) -> tuple[OODDetector, Abstention] | None:
         """The run's OOD detector and abstention rules; None for a run saved before they existed."""
@@ -300,14 +316,17 @@ class Run:
         return OODDetector.load(self.file(OOD_DETECTOR)), rules
 
     def serving_model(self, model: keras.Model) -> keras.Model:
-        """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]);
-        `model` itself for a run without a detector."""
+        """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]),
+        and the dermoscopy detector's log-odds as a third where the run has one; `model` itself for a
+        run without a detector."""
         saved = self.abstention()
         if saved is None:
             return model
         from skinpamper.models.ood_head import with_ood_score
 
-        return with_ood_score(model, saved[0].means, saved[0].projections)
+        dermoscopy = self.dermoscopy_detector()
+        linear = None if dermoscopy is None else (dermoscopy.weights, dermoscopy.bias)
+        return with_ood_score(model, saved[0].means, saved[0].projections, linear)
 
     def engine(self, model: keras.Model) -> Engine:
         """The inference chain's engine (`scoring.chain`): `serving_model(model)` as a function of images."""
@@ -317,9 +336,8 @@ class Run:
         if len(serving.outputs) == 1:  # saved before OOD detection existed
             return lambda images: (np.asarray(serving.predict_on_batch(images)), None)
 
-        def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            probs, scores = serving.predict_on_batch(images)
-            return np.asarray(probs), np.asarray(scores)
+        def engine(images: np.ndarray) -> tuple[np.ndarray, ...]:
+            return tuple(np.asarray(output) for output in serving.predict_on_batch(images))
 
         return engine
 
