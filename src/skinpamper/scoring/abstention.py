@@ -153,6 +153,8 @@ def choose_confidence(
     as many images as the targets allow, and never fewer than `min_coverage` of them.
     """
     probs, y_true = np.asarray(probs), np.asarray(y_true)
+    if not np.any(y_true == MEL):
+        mel_target = None  # no melanoma to keep: the target cannot constrain anything
     confidence = probs.max(axis=1)
     candidates = np.unique(confidence)  # ascending
     floor = float(np.quantile(confidence, 1 - min_coverage))

@@ -25,7 +25,7 @@ from skinpamper.models.features import feature_model
 from skinpamper.scoring.abstention import Abstention, abstention_summary, choose_confidence, risk_coverage
 from skinpamper.scoring.calibration import apply_temperature
 from skinpamper.scoring.dermoscopy import DermoscopyDetector, fit_dermoscopy_detector
-from skinpamper.scoring.melanoma import fit_rule_out
+from skinpamper.scoring.melanoma import MEL, RuleOut, fit_rule_out
 from skinpamper.scoring.not_dermoscopy import not_dermoscopy
 from skinpamper.scoring.ood import SCORE_NAME, OODDetector, fit_detector, fit_threshold
 from skinpamper.scoring.shifts import random_shift
@@ -99,13 +99,20 @@ def fit_abstention(
         far_ood_threshold=fit_threshold(np.r_[val_scores, detector.score(moved)], keep),
         dermoscopy_keep=keep,
         target_mel_sensitivity=config.ok_mel_sensitivity,
-        melanoma={
-            view: fit_rule_out(p, val_labels, config.mel_rule_out_sensitivity)
-            for view, p in (("plain", val_probs), ("tta", val_tta))
-        },
+        melanoma=_rule_outs(val_probs, val_tta, val_labels, config.mel_rule_out_sensitivity),
     )
     summary = {part: abstention_summary(rules, *values) for part, values in scored.items()}
     return detector, dermoscopy, rules, summary
+
+
+def _rule_outs(
+    plain: np.ndarray, tta: np.ndarray, labels: np.ndarray, sensitivity: float
+) -> dict[str, RuleOut] | None:
+    """The melanoma rule-out cut for plain and TTA probabilities; None where validation has no
+    melanoma, or nothing else, to fit it on."""
+    if not (np.any(labels == MEL) and np.any(labels != MEL)):
+        return None
+    return {view: fit_rule_out(p, labels, sensitivity) for view, p in (("plain", plain), ("tta", tta))}
 
 
 def trust_on_test(
