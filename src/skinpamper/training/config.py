@@ -156,14 +156,13 @@ class TrainConfig:
     # "uncertain" below the confidence at which validation balanced accuracy reaches this level: 28 px
     # models score about 0.65 on everything, and keeping the ~70% they are surest of reaches 0.70.
     abstention_target: float = 0.70  # validation balanced accuracy of the images answered "ok"
-    # ...and their melanoma sensitivity: balanced accuracy alone let a second clinic's melanomas through
-    # as "ok". Lite0 at 128 px reaches 0.65 on validation keeping 67% of it (docs/trust.md).
-    ok_mel_sensitivity: float = 0.65
+    # Balanced accuracy alone let a second clinic's melanomas through as "ok" (docs/trust.md).
+    ok_mel_sensitivity: float = 0.65  # of the validation images answered "ok": Lite0 keeps 67% of them
     mel_rule_out_sensitivity: float = 0.90  # of validation melanomas at or above the rule-out cut
     # The dermoscopy detector (scoring.dermoscopy) refuses above the log-odds that accept this share of
     # validation dermoscopy, plain and under simulated clinic shifts: 1 in 100, not 1 in 20, since a
     # refusal now means "not dermoscopy" and unfamiliar dermoscopy is answered (status unfamiliar).
-    dermoscopy_keep: float = 0.99
+    dermoscopy_keep: float = 0.99  # shifted dermoscopy refused: 0.4-2.4% per shift (docs/trust.md)
     # Fine-tuning a pretrained backbone (training.finetune); models trained from scratch ignore these.
     head_epochs: float = 1.0  # the new head learns alone first: a random head would wreck pretrained weights
     # The backbone then learns at half the head's rate: 5e-4 under the recipe's 1e-3, the rate at which
