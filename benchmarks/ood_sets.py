@@ -4,16 +4,17 @@ Far OOD: natural photos and faces (scikit-image's `data` module, matplotlib's sa
 other medical imaging (microscopy, fundus), synthetic noise / flat colours / patterns, and rendered
 text, charts and screenshots (matplotlib). Near OOD: HAM10000's own test images turned grey or
 inverted. Each set is a list of RGB PIL images at their native size; several random crops per source
-picture give each set a few hundred images, the same ones for the same seed.
+picture give each set a few hundred images, the same ones for the same seed. The noise and the
+rendered sets come from `skinpamper.scoring.not_dermoscopy`, whose generators the dermoscopy detector
+is fitted on (with another seed); photos, faces and other medical images it never sees.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
-
 import numpy as np
 from PIL import Image
+
+from skinpamper.scoring.not_dermoscopy import rendered, synthetic
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "moon", "coins", "clock", "brick",
           "grass", "gravel", "hubble_deep_field", "horse", "cat")  # fmt: skip
@@ -62,61 +63,6 @@ def photos(rng: np.random.Generator, per_image: int = 12) -> list[Image.Image]:
 def medical(rng: np.random.Generator, per_image: int = 30) -> list[Image.Image]:
     """Other medical images: fundus, immunohistochemistry, microscopy, with crops."""
     return _skimage(MEDICAL, per_image, rng)
-
-
-def synthetic(rng: np.random.Generator, count: int = 240) -> list[Image.Image]:
-    """Uniform and Gaussian noise, flat colours, colour gradients and checkerboards, in equal parts."""
-    makers: list[Callable[[], np.ndarray]] = [
-        lambda: rng.integers(0, 256, (150, 200, 3)),
-        lambda: rng.normal(rng.uniform(60, 200), rng.uniform(10, 60), (150, 200, 3)),
-        lambda: np.broadcast_to(rng.integers(0, 256, 3), (150, 200, 3)),
-        lambda: np.linspace(rng.integers(0, 256, 3), rng.integers(0, 256, 3), 200)[None].repeat(150, 0),
-        lambda: (
-            (np.indices((150, 200)).sum(0) // rng.integers(4, 40) % 2)[..., None] * rng.integers(0, 256, 3)
-        ),
-    ]
-    return [_rgb(np.clip(makers[i % len(makers)](), 0, 255).astype(np.uint8)) for i in range(count)]
-
-
-def rendered(rng: np.random.Generator, count: int = 120) -> list[Image.Image]:
-    """Matplotlib figures: line and bar charts, scatter plots, text pages, image-like heatmaps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    words = [
-        "skin",
-        "lesion",
-        "report",
-        "balanced",
-        "accuracy",
-        "model",
-        "metrics",
-        "recall",
-        "table",
-        "page",
-    ]
-    images = []
-    for i in range(count):
-        fig, ax = plt.subplots(figsize=(rng.uniform(3, 6), rng.uniform(2, 4)), dpi=60)
-        kind = i % 4
-        if kind == 0:
-            ax.plot(np.cumsum(rng.normal(size=(50, 3)), axis=0))
-        elif kind == 1:
-            ax.bar(range(7), rng.uniform(0, 1, 7), color=plt.cm.tab10(np.arange(7)))
-        elif kind == 2:
-            ax.axis("off")
-            for line in range(8):
-                text = " ".join(rng.choice(words, 6))
-                ax.text(0.02, 0.95 - line * 0.12, text, fontsize=rng.uniform(8, 14))
-        else:
-            ax.imshow(rng.normal(size=(12, 12)), cmap=rng.choice(["viridis", "magma", "coolwarm"]))
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        images.append(Image.open(buffer).convert("RGB"))
-    return images
 
 
 def grey(images: np.ndarray) -> np.ndarray:

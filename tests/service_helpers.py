@@ -30,18 +30,33 @@ def photo(width: int = 60, height: int = 45, seed: int = 5) -> Image.Image:
 
 
 def with_thresholds(
-    predictor: Predictor, ood: float | None = None, confidence: float | None = None
+    predictor: Predictor,
+    ood: float | None = None,
+    confidence: float | None = None,
+    unfamiliar: float | None = None,
 ) -> Predictor:
     """The same model with its abstention thresholds moved: every status can be driven on purpose (a
-    one-epoch test model is unsure of everything, and random test photos are far from its data)."""
+    one-epoch test model is unsure of everything, and random test photos are far from its data).
+
+    `ood` moves every threshold that refuses (the OOD distance's, the far one and the dermoscopy
+    detector's, where the run has them) and the one that says unfamiliar; `unfamiliar` then moves
+    that last one alone."""
     rules = Abstention.from_dict(predictor.card.abstention, "card")
     moved = {
         k: dataclasses.replace(v, threshold=v.threshold if confidence is None else confidence)
         for k, v in rules.confidence.items()
     }
-    rules = dataclasses.replace(
-        rules, ood_threshold=rules.ood_threshold if ood is None else ood, confidence=moved
-    )
+    rules = dataclasses.replace(rules, confidence=moved)
+    if ood is not None:
+        separated = rules.dermoscopy_threshold is not None
+        rules = dataclasses.replace(
+            rules,
+            ood_threshold=ood,
+            far_ood_threshold=ood if separated else None,
+            dermoscopy_threshold=ood if separated else None,
+        )
+    if unfamiliar is not None:
+        rules = dataclasses.replace(rules, ood_threshold=unfamiliar)
     card = dataclasses.replace(predictor.card, abstention=rules.to_dict())
     return Predictor(predictor.engine, card, predictor.backend, predictor.tta, model=predictor.model)
 

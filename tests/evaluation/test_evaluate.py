@@ -34,7 +34,7 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
     assert predictions["image_id"].tolist() == split["test"]
     assert predictions.filter(like="p_").sum(axis=1).round(4).eq(1).all()
     # what predict would say of each image, and what refusing costs and buys on this set
-    assert set(predictions["status"]) <= {"ok", "uncertain", "out_of_distribution"}
+    assert set(predictions["status"]) <= {"ok", "unfamiliar", "uncertain", "out_of_distribution"}
     shares = metrics["abstention"]["shares"]
     assert {k: round(v, 6) for k, v in shares.items()} == {
         s: round(float((predictions["status"] == s).mean()), 6) for s in shares
@@ -58,6 +58,14 @@ def test_own_test_split_and_external_folder(trained_run: Path, labelled_folder: 
     assert external.exit_code == 0, external.output
     metrics = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert metrics["part"] == "all" and metrics["plain"]["n"] == 7 and metrics["tta"] is None
+    # a clinic testing the model on its own images sees how much is answered, and how well
+    assert "by status:" in external.output and "melanoma sensitivity" in external.output
+    table = pd.read_csv(tmp_path / "e2" / "status_table.csv")
+    assert table["status"].tolist() == ["ok", "unfamiliar", "uncertain", "out_of_distribution"]
+    assert table["n"].sum() == 7 and table["share"].sum() == pytest.approx(1.0)
+    given = pd.read_csv(tmp_path / "e2" / "predictions.csv")["status"].value_counts()
+    assert {s: n for s, n in zip(table["status"], table["n"], strict=True) if n} == given.to_dict()
+    assert "By status" in (tmp_path / "e2" / "report.html").read_text()
     assert metrics["with_metadata"] is None and "with age, sex, site" not in external.output
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from skinpamper.scoring.abstention import (
     choose_confidence,
     risk_coverage,
 )
+from skinpamper.scoring.melanoma import RuleOut
 
 RULES = Abstention(
     score="mahalanobis",
@@ -79,6 +82,50 @@ def test_summary_reports_shares_and_the_accuracy_of_what_is_kept() -> None:
     y = np.array([0, 1, 2, 3])
     probs = _probs([0.9, 0.45, 0.99, 0.9], [0, 2, 2, 3])
     summary = abstention_summary(RULES, np.array([1.0, 1.0, 50.0, 1.0]), probs, y)
-    assert summary["shares"] == {"ok": 0.5, "uncertain": 0.25, "out_of_distribution": 0.25}
+    assert summary["shares"] == {"ok": 0.5, "unfamiliar": 0.0, "uncertain": 0.25, "out_of_distribution": 0.25}
+    assert summary["by_status"]["ok"]["n"] == 2 and summary["by_status"]["ok"]["balanced_accuracy"] == 1.0
     assert summary["balanced_accuracy_all"] == pytest.approx(0.75)
     assert summary["balanced_accuracy_ok"] == 1.0
+
+
+SEPARATING = dataclasses.replace(
+    RULES,
+    dermoscopy_threshold=0.0,
+    far_ood_threshold=100.0,
+    dermoscopy_keep=0.99,
+    melanoma={"plain": RuleOut(0.2, 0.9, 0.6, 0.9), "tta": RuleOut(0.1, 0.9, 0.5, 0.9)},
+)
+
+
+def test_a_dermoscopy_detector_refuses_and_the_distance_then_means_unfamiliar() -> None:
+    probs = _probs([0.9, 0.9, 0.45, 0.9, 0.9], [0, 1, 2, 3, 4])
+    distance = np.array([1.0, 50.0, 50.0, 1.0, 500.0])  # near, far, far and unsure, near, beyond any
+    not_dermoscopy = np.array([-5.0, -5.0, -5.0, 3.0, -5.0])
+    assert SEPARATING.statuses(distance, probs, False, not_dermoscopy) == [
+        "ok",
+        "unfamiliar",
+        "uncertain",
+        "out_of_distribution",
+        "out_of_distribution",
+    ]
+    # Without the detector's log-odds (an export made before it), the distance refuses, as it did.
+    assert SEPARATING.statuses(distance, probs, False)[1] == "out_of_distribution"
+
+
+def test_new_rules_round_trip_and_old_records_load_without_them() -> None:
+    assert Abstention.from_dict(SEPARATING.to_dict(), "abstention.json") == SEPARATING
+    old = {k: v for k, v in RULES.to_dict().items() if k not in ("dermoscopy_threshold", "melanoma")}
+    assert Abstention.from_dict(old, "abstention.json").rule_out(True) is None
+
+
+def test_confidence_keeps_a_stated_melanoma_sensitivity() -> None:
+    # Melanomas (class 4) are called right when confident and wrong when not: a melanoma target
+    # raises the threshold above what balanced accuracy alone asks for.
+    rng = np.random.default_rng(1)
+    y = np.arange(700) % 7
+    top = rng.uniform(0.3, 0.99, 700)
+    predicted = np.where((y != 4) | (top > 0.5), y, 5)
+    probs = _probs(top.tolist(), predicted.tolist())
+    plain = choose_confidence(probs, y, target=0.5)
+    strict = choose_confidence(probs, y, target=0.5, mel_target=0.95)
+    assert strict.reached and strict.mel_sensitivity >= 0.95 and strict.threshold > plain.threshold

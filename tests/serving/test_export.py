@@ -35,7 +35,11 @@ def test_cli_export_prints_parity_within_limit(served_run: Path, tmp_path: Path)
 def test_export_has_dynamic_batch_named_io_and_the_run_card(onnx_model: Path, served_run: Path) -> None:
     graph = onnx.load(str(onnx_model))
     (image_input,), outputs = graph.graph.input, graph.graph.output
-    assert image_input.name == "images" and [o.name for o in outputs] == ["probabilities", "ood_score"]
+    assert image_input.name == "images" and [o.name for o in outputs] == [
+        "probabilities",
+        "ood_score",
+        "not_dermoscopy",
+    ]
     assert [d.dim_param or d.dim_value for d in image_input.type.tensor_type.shape.dim] == [
         "batch",
         28,

@@ -168,9 +168,10 @@ def test_cli_table_json_and_csv_carry_the_note(onnx_model: Path, image_folder: P
     lines = table.output.splitlines()
     assert lines[0].startswith("model compact_cnn-") and "calibrated (T=" in lines[0]
     assert "no TTA" in lines[0]  # the default, as in Python
-    assert lines[1].startswith("status: out_of_distribution when the OOD score is above ")
-    assert lines[2].split() == ["image", "status", "#1", "#2"]
-    assert [line.split()[0].rsplit("/", 1)[-1] for line in lines[3:5]] == ["a.jpg", "b.PNG"]
+    assert lines[1].startswith("status: out_of_distribution when not dermoscopy (log-odds above ")
+    assert lines[2].startswith("mel?: melanoma not ruled out when p(mel) >= ")
+    assert lines[3].split() == ["image", "status", "mel?", "#1", "#2"]
+    assert [line.split()[0].rsplit("/", 1)[-1] for line in lines[4:6]] == ["a.jpg", "b.PNG"]
     assert lines[-1] == NOT_A_DIAGNOSIS and "notes.txt" not in table.output
 
     as_json = runner.invoke(

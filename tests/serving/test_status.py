@@ -100,12 +100,13 @@ def test_cli_shows_the_status_in_every_format(onnx_model: Path, served_run: Path
     # a copy of the run whose thresholds call everything out of distribution
     run = shutil.copytree(served_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
     record = json.loads((run / "abstention.json").read_text())
-    (run / "abstention.json").write_text(json.dumps({**record, "ood_threshold": -1.0}))
+    refusing = {"ood_threshold": -1.0, "far_ood_threshold": -1.0, "dermoscopy_threshold": -1e9}
+    (run / "abstention.json").write_text(json.dumps({**record, **refusing}))
     image = str(tmp_path / "a.png")
     table = CliRunner().invoke(main, ["predict", str(run), image, "--no-tta"])
     assert table.exit_code == 0, table.output
     assert "out of distribution: this does not look like a dermoscopy image" in table.output
-    assert "status: out_of_distribution when the OOD score is above -1.0" in table.output
+    assert "status: out_of_distribution when not dermoscopy (log-odds above -1000000000.00" in table.output
     document = json.loads(CliRunner().invoke(main, ["predict", str(run), image, "--format", "json"]).output)
     (item,) = document["predictions"]
     assert item["status"] == "out_of_distribution" and item["ood_threshold"] == -1.0
@@ -116,3 +117,36 @@ def test_cli_shows_the_status_in_every_format(onnx_model: Path, served_run: Path
         )
     )
     assert rows[0]["status"] == "out_of_distribution" and float(rows[0]["ood_score"]) > -1.0
+
+
+def test_unfamiliar_dermoscopy_is_answered_with_its_warning_in_every_output(
+    served_run: Path, tmp_path: Path
+) -> None:
+    """Distance above the unfamiliar threshold, dermoscopy detector content: answered, warned."""
+    Image.fromarray(_images(1)[0]).save(tmp_path / "a.png")
+    run = shutil.copytree(served_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
+    record = json.loads((run / "abstention.json").read_text())
+    assert record["dermoscopy_threshold"] is not None  # training fitted the detector
+    confident = {k: {**v, "threshold": 0.0} for k, v in record["confidence"].items()}
+    unfamiliar = {"ood_threshold": -1.0, "far_ood_threshold": 1e30, "dermoscopy_threshold": 1e9}
+    (run / "abstention.json").write_text(json.dumps({**record, **unfamiliar, "confidence": confident}))
+    image = str(tmp_path / "a.png")
+    table = CliRunner().invoke(main, ["predict", str(run), image, "--no-tta"])
+    assert table.exit_code == 0, table.output
+    assert "unfamiliar: dermoscopy unlike the training images" in table.output
+    assert "mel?" in table.output and "not a diagnosis" in table.output
+    document = json.loads(CliRunner().invoke(main, ["predict", str(run), image, "--format", "json"]).output)
+    (item,) = document["predictions"]
+    assert item["status"] == "unfamiliar" and "another device or clinic" in item["warning"]
+    assert item["not_dermoscopy"] < item["not_dermoscopy_threshold"] == 1e9
+    assert isinstance(item["melanoma_not_ruled_out"], bool) or record["melanoma"] is None
+    output = CliRunner().invoke(main, ["predict", str(run), image, "--format", "csv"]).output
+    (row,) = csv.DictReader(io.StringIO(output))
+    assert row["status"] == "unfamiliar" and "another device" in row["warning"]
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(main, ["predict", str(run), image, "--out", str(out), "--no-tta"])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    frame = pd.read_parquet(out)
+    assert frame["status"].tolist() == ["unfamiliar"] and "another device" in frame["warning"][0]

@@ -58,9 +58,11 @@ def evaluate_command(
 ) -> None:
     """Score a trained run on its test split or on any labelled set (e.g. an external test set).
 
-    Writes the figures (metrics.json), one row per image (predictions.csv), a self-contained HTML
-    report with Grad-CAM and calibration (report.html), a Markdown summary (summary.md) and the run's
-    model card with these figures (model_card.md).
+    Writes the figures (metrics.json), one row per image (predictions.csv), per status the share
+    of images, balanced accuracy and melanoma sensitivity (status_table.csv: how much of a clinic's
+    images the model answers, and how well), a self-contained HTML report with Grad-CAM and
+    calibration (report.html), a Markdown summary (summary.md) and the run's model card with these
+    figures (model_card.md).
 
     \b
     Examples:
@@ -93,6 +95,31 @@ def evaluate_command(
     if any(ignored.values()):
         counts = ", ".join(f"{n} {field}" for field, n in ignored.items() if n)
         click.echo(f"metadata values the run's training split never had, counted as unknown: {counts}")
+    if evaluation.abstention is not None:
+        click.echo(_status_lines(evaluation.abstention))
     for name in OUTPUTS:
-        click.echo(f"wrote {folder / name}")
+        if (folder / name).exists():
+            click.echo(f"wrote {folder / name}")
     click.echo(NOT_A_DIAGNOSIS)
+
+
+def _status_lines(summary: dict) -> str:
+    """One line per status: its share, balanced accuracy and melanoma sensitivity."""
+
+    def figure(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = []
+    for status, row in summary["by_status"].items():
+        lines.append(
+            f"  {status}: {100 * row['share']:.1f}% ({row['n']:,} images), balanced accuracy "
+            f"{figure(row['balanced_accuracy'])}, melanoma sensitivity {figure(row['mel_sensitivity'])} "
+            f"({row['melanomas']} melanomas)"
+        )
+    rule = summary.get("melanoma_rule_out")
+    if rule is not None:
+        lines.append(
+            f"  melanoma rule-out cut p(mel) >= {rule['threshold']:.3f}: sensitivity "
+            f"{figure(rule['sensitivity'])}, specificity {figure(rule['specificity'])} on these images"
+        )
+    return "by status:\n" + "\n".join(lines)

@@ -245,6 +245,8 @@ def _score_job(
 
 STATUS_TEXT = {
     "ok": "ok",
+    "unfamiliar": "unfamiliar: dermoscopy unlike the training images (another device or clinic?); "
+    "answered, but the accuracy measured on the training data may not hold",
     "uncertain": "uncertain: the model is not sure, see a dermatologist",
     "out_of_distribution": "out of distribution: this does not look like a dermoscopy image",
     "unchecked": "unchecked",
@@ -266,34 +268,55 @@ def _status_line(predictor: Predictor) -> str:
             "status unchecked: this model was saved without an out-of-distribution detector; "
             "`skinpamper train --resume RUN` on a finished run fits one (then export again)"
         )
-    return (
-        f"status: out_of_distribution when the OOD score is above {rules.ood_threshold:.1f} "
-        f"(keeps {rules.ood_keep:.0%} of validation images), uncertain when the top probability is "
-        f"below {rules.confidence_threshold(predictor.tta):.2f}"
+    confidence = (
+        f"uncertain when the top probability is below {rules.confidence_threshold(predictor.tta):.2f}"
     )
+    if rules.dermoscopy_threshold is None:
+        return (
+            f"status: out_of_distribution when the OOD score is above {rules.ood_threshold:.1f} "
+            f"(keeps {rules.ood_keep:.0%} of validation images), {confidence}"
+        )
+    line = (
+        f"status: out_of_distribution when not dermoscopy (log-odds above {rules.dermoscopy_threshold:.2f} "
+        f"or OOD score above {rules.far_ood_threshold:.1f}), {confidence}, unfamiliar when the OOD score "
+        f"is above {rules.ood_threshold:.1f} (keeps {rules.ood_keep:.0%} of validation images)"
+    )
+    rule = rules.rule_out(predictor.tta)
+    if rule is not None:
+        line += (
+            f"\nmel?: melanoma not ruled out when p(mel) >= {rule.threshold:.3f} (validation sensitivity "
+            f"{rule.sensitivity:.2f}, specificity {rule.specificity:.2f})"
+        )
+    return line
 
 
 def _image_label(prediction: Prediction) -> str:
     return prediction.image + (" (+ age/sex/site)" if prediction.with_metadata else "")
 
 
+def _melanoma_cell(prediction: Prediction) -> str:
+    flag = prediction.melanoma_not_ruled_out
+    return "n/a" if flag is None else "not ruled out" if flag else "ruled out"
+
+
 def _table_row(prediction: Prediction, top_k: int) -> list[str]:
     """An out-of-distribution image shows its status instead of probabilities that look confident."""
     if prediction.status == "out_of_distribution":
-        return [_image_label(prediction), "OOD", STATUS_TEXT[prediction.status], *[""] * (top_k - 1)]
+        return [_image_label(prediction), "OOD", "", STATUS_TEXT[prediction.status], *[""] * (top_k - 1)]
     ranked = (f"{code} {prob:.3f}" for code, prob in prediction.top_k(top_k))
-    return [_image_label(prediction), prediction.status, *ranked]
+    return [_image_label(prediction), prediction.status, _melanoma_cell(prediction), *ranked]
 
 
 def _table(predictions: list[Prediction], predictor: Predictor, top_k: int) -> str:
     rows = [_table_row(p, top_k) for p in predictions]
-    header = ["image", "status", *(f"#{rank}" for rank in range(1, top_k + 1))]
+    header = ["image", "status", "mel?", *(f"#{rank}" for rank in range(1, top_k + 1))]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
-    unsure = [STATUS_TEXT["uncertain"]] if any(p.status == "uncertain" for p in predictions) else []
+    seen = {p.status for p in predictions}
+    unsure = [STATUS_TEXT[status] for status in ("unfamiliar", "uncertain") if status in seen]
     head = [_model_line(predictor), _status_line(predictor)]
     return "\n".join([*head, *lines, *unsure, NOT_A_DIAGNOSIS]) + "\n"
 

@@ -37,6 +37,7 @@ def echo_run_summary(run_dir: Path, report: Path) -> None:
         shares = kept["shares"]
         click.echo(
             f"abstention: {100 * shares['out_of_distribution']:.1f}% of test refused as out of distribution, "
+            f"{100 * shares.get('unfamiliar', 0.0):.1f}% unfamiliar, "
             f"{100 * shares['uncertain']:.1f}% uncertain; balanced accuracy of those answered ok "
             f"{kept['balanced_accuracy_ok'] or 0:.3f}"
         )

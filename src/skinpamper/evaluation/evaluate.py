@@ -30,7 +30,7 @@ from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import SPLIT_NAMES
 from skinpamper.errors import ConfigError
 from skinpamper.evaluation.explain import gradcam, gradcam_examples
-from skinpamper.evaluation.outputs import EVALUATION_METRICS, outputs_text
+from skinpamper.evaluation.outputs import EVALUATION_METRICS, STATUS_TABLE, outputs_text
 from skinpamper.runfolder import refuse_run_folder
 from skinpamper.scoring.abstention import Abstention, abstention_summary, risk_coverage
 from skinpamper.scoring.calibration import temperature_effect
@@ -68,6 +68,7 @@ class Evaluation:
     subgroups: dict[str, Any] | None = None  # scoring.subgroups.subgroup_report of the reported probs
     ood_scores: np.ndarray | None = None  # per image; None for a run without an OOD detector
     statuses: list[str] | None = None  # what predict would say of each image, from the reported probs
+    not_dermoscopy: np.ndarray | None = None  # log-odds per image; None for a run without the detector
     abstention: dict[str, Any] | None = None  # scoring.abstention.abstention_summary of the statuses
 
     @property
@@ -177,7 +178,10 @@ def _trust(rules: Abstention | None, y_true: np.ndarray, scored: Scored, tta: bo
     if rules is not None and scored.ood_scores is not None:
         trust["ood_scores"] = scored.ood_scores
         trust["statuses"] = scored.statuses
-        trust["abstention"] = abstention_summary(rules, scored.ood_scores, calibrated, y_true, tta)
+        trust["not_dermoscopy"] = scored.not_dermoscopy
+        trust["abstention"] = abstention_summary(
+            rules, scored.ood_scores, calibrated, y_true, tta, scored.not_dermoscopy
+        )
     return trust
 
 
@@ -197,7 +201,20 @@ def predictions_table(evaluation: Evaluation) -> pd.DataFrame:
     if evaluation.statuses is not None:
         table["status"] = evaluation.statuses
         table["ood_score"] = evaluation.ood_scores
+        if evaluation.not_dermoscopy is not None:
+            table["not_dermoscopy"] = evaluation.not_dermoscopy
+        rule = (evaluation.abstention or {}).get("melanoma_rule_out")
+        if rule is not None:
+            table["melanoma_not_ruled_out"] = probs[:, CODES.index("mel")] >= rule["threshold"]
     return table
+
+
+def status_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """One row per status: images, share, balanced accuracy, melanomas and melanoma sensitivity."""
+    rows = [{"status": status, **figures} for status, figures in summary["by_status"].items()]
+    return pd.DataFrame(
+        rows, columns=["status", "n", "share", "balanced_accuracy", "melanomas", "mel_sensitivity"]
+    )
 
 
 def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
@@ -217,7 +234,8 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
-    """metrics.json and predictions.csv (with TTA probabilities when computed), each written atomically."""
+    """metrics.json, predictions.csv (with TTA probabilities when computed) and, for a run with a
+    detector, status_table.csv, each written atomically."""
     out = Path(out_dir)
     refuse_run_folder(out, EVALUATION_FILES)
     out.mkdir(parents=True, exist_ok=True)
@@ -225,5 +243,8 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | Path) -> Path:
     buffer = io.StringIO()
     predictions_table(evaluation).to_csv(buffer, index=False, float_format="%.6f")
     write_text_atomic(out / "predictions.csv", buffer.getvalue())
+    if evaluation.abstention is not None:
+        table = status_table(evaluation.abstention).to_csv(index=False, float_format="%.6f")
+        write_text_atomic(out / STATUS_TABLE, table)
     write_json_atomic(out / EVALUATION_METRICS, summary)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # An evaluation folder's own metrics.json, not a run's: named once, here (runfolder keeps the run's).
 EVALUATION_METRICS = "metrics.json"
+STATUS_TABLE = "status_table.csv"
 OUTPUTS: dict[str, str] = {
     EVALUATION_METRICS: (
         "the figures, plain and with 8-view test-time augmentation (the flips/rotations of the square; "
@@ -22,6 +23,11 @@ OUTPUTS: dict[str, str] = {
         "one row per image with every class probability (8-view TTA unless `--no-tta`), then, where the "
         "run has a metadata model and the set has age, sex or site, the same combined with them "
         "(`with_metadata_*`), then each image's `status` and `ood_score`"
+    ),
+    STATUS_TABLE: (
+        "per status (ok, unfamiliar, uncertain, out_of_distribution) the share of images, balanced "
+        "accuracy and melanoma sensitivity: how much of a clinic's images the model answers, and how "
+        "well (runs with an OOD detector)"
     ),
     "report.html": (
         "one self-contained page (figures inlined, opens offline): headline metrics with intervals, "

@@ -1,9 +1,11 @@
-"""A model's serving graph with its out-of-distribution score as a second output.
+"""A model's serving graph with its out-of-distribution scores as further outputs.
 
-`with_ood_score(model, centres, projection)` reads the features the classifier sees
+`with_ood_score(model, centres, projection, dermoscopy)` reads the features the classifier sees
 (`models.features`) and adds the squared Mahalanobis distance to the nearest training class, as
-fitted by `skinpamper.scoring.ood`. Living in the graph, the score is computed the same way by Keras,
-by the ONNX export and by an ONNX-only server, from one forward pass.
+fitted by `skinpamper.scoring.ood`, and, given the dermoscopy detector's weights and bias
+(`skinpamper.scoring.dermoscopy`), its log-odds of "not dermoscopy". Living in the graph, the scores
+are computed the same way by Keras, by the ONNX export and by an ONNX-only server, from one forward
+pass.
 """
 
 from __future__ import annotations
@@ -44,10 +46,34 @@ class NearestCentreDistance(layers.Layer):
         return {**super().get_config(), **config}
 
 
-def with_ood_score(model: keras.Model, means: np.ndarray, projections: np.ndarray) -> keras.Model:
-    """images -> [probabilities, ood_score]: `model` unchanged, plus the detector on its features.
+@keras.saving.register_keras_serializable(package="skinpamper")
+class LinearScore(layers.Layer):
+    """features (N, D) -> features @ weights + bias, shape (N,): a logistic regression's log-odds."""
 
-    `means` (C, D) and `projections` (C, D, K) as `skinpamper.scoring.ood.OODDetector` holds them.
+    def __init__(self, dimensions: int, **kwargs: object) -> None:
+        super().__init__(dtype="float32", **kwargs)
+        self.dimensions = dimensions
+        self.kernel = self.add_weight(shape=(dimensions, 1), trainable=False, name="weights")
+        self.bias = self.add_weight(shape=(1,), trainable=False, name="bias")
+
+    def call(self, features: keras.KerasTensor) -> keras.KerasTensor:
+        return ops.squeeze(ops.matmul(ops.cast(features, "float32"), self.kernel), axis=1) + self.bias
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "dimensions": self.dimensions}
+
+
+def with_ood_score(
+    model: keras.Model,
+    means: np.ndarray,
+    projections: np.ndarray,
+    dermoscopy: tuple[np.ndarray, float] | None = None,
+) -> keras.Model:
+    """images -> [probabilities, ood_score(, not_dermoscopy)]: `model` unchanged, plus the detectors
+    on its features.
+
+    `means` (C, D) and `projections` (C, D, K) as `skinpamper.scoring.ood.OODDetector` holds them;
+    `dermoscopy` the (D,) weights and bias of `skinpamper.scoring.dermoscopy.DermoscopyDetector`.
     """
     features = feature_model(model)
     inputs = keras.Input(model.input_shape[1:], name="images")
@@ -56,4 +82,10 @@ def with_ood_score(model: keras.Model, means: np.ndarray, projections: np.ndarra
     distance = NearestCentreDistance(dims, count, components, name="ood_score")
     score = distance(pooled)
     distance.set_weights([projections.astype(np.float32), means.reshape(count, 1, dims).astype(np.float32)])
-    return keras.Model(inputs, [probabilities, score], name=f"{model.name}_with_ood")
+    outputs = [probabilities, score]
+    if dermoscopy is not None:
+        weights, bias = dermoscopy
+        linear = LinearScore(dims, name="not_dermoscopy")
+        outputs.append(linear(pooled))
+        linear.set_weights([weights.reshape(dims, 1).astype(np.float32), np.array([bias], dtype=np.float32)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_with_ood")

@@ -17,7 +17,7 @@ from typing import Any
 from skinpamper import NOT_A_DIAGNOSIS, __version__
 from skinpamper.classes import CLASSES, CODES
 from skinpamper.reports.markdown import markdown_table
-from skinpamper.reports.trust import FIGURE_NAMES, abstention_table, subgroup_table
+from skinpamper.reports.trust import FIGURE_NAMES, abstention_table, status_table, subgroup_table
 from skinpamper.runfolder import RunFolder
 from skinpamper.runfolder.files import CONFIG, DATASET, ENVIRONMENT, METRICS
 
@@ -76,7 +76,8 @@ def _details(config: dict[str, Any], environment: dict[str, Any], members: list[
         f"{environment.get('keras_backend', '?')}, git commit {environment.get('git_commit') or 'unknown'}.",
         "- Output: probabilities over seven classes: "
         + ", ".join(f"{c.code} ({c.name})" for c in CLASSES)
-        + ". Each prediction has a status: ok, uncertain, or out_of_distribution.",
+        + ". Each prediction has a status: ok, unfamiliar (answered with a warning), uncertain, or "
+        "out_of_distribution (refused), and says whether melanoma is ruled out.",
     ]
     return "\n".join(lines)
 
@@ -153,8 +154,12 @@ def _ood(rules: dict[str, Any] | None, summary: dict[str, Any] | None, tta: bool
         "faces, noise and screenshots is measured by benchmarks/ood.py (results in the documentation); "
         "images that look like dermoscopy but come from other devices are not reliably refused."
     )
+    if rules.get("dermoscopy_threshold") is not None:
+        text = _two_kinds(rules)
     if summary is not None:
         text += "\n\n" + markdown_table(abstention_table(summary, rules, tta))
+        if "by_status" in summary:
+            text += "\n\n" + markdown_table(status_table(summary))
     return text
 
 
@@ -162,6 +167,22 @@ def abstention_record(folder: RunFolder) -> dict[str, Any] | None:
     """The run's abstention thresholds as the pages show them; None for a run without a detector."""
     rules = folder.abstention_rules()
     return None if rules is None else rules.to_dict()
+
+
+def _two_kinds(rules: dict[str, Any]) -> str:
+    """How a run with a dermoscopy detector tells what is not dermoscopy from unfamiliar dermoscopy."""
+    keep = 100 * rules["dermoscopy_keep"]
+    return (
+        "Two kinds of unfamiliar are told apart. A dermoscopy-vs-not detector on the image's features "
+        f"refuses (out_of_distribution) above log-odds {rules['dermoscopy_threshold']:.2f}, and so does "
+        "an OOD score (Mahalanobis distance to the nearest training class) above "
+        f"{rules['far_ood_threshold']:.1f}; "
+        f"each keeps {keep:.0f}% of validation dermoscopy, plain and under simulated clinic shifts (dark "
+        "rim, zoom-out, colour cast, JPEG, blur, aspect). Dermoscopy with an OOD score above "
+        f"{rules['ood_threshold']:.1f} (the score {100 * rules['ood_keep']:.0f}% of validation images stay "
+        "under) is answered but marked unfamiliar: another device or clinic, where the figures below may "
+        "not hold. Simulated shifts and the benchmarks are in docs/trust.md."
+    )
 
 
 def model_card(run_dir: Path, evaluation: dict[str, Any] | None = None, model_id: str | None = None) -> str:

@@ -85,12 +85,54 @@ def plot_subgroup_forest(report: dict[str, Any], figure: str = "balanced_accurac
     return fig
 
 
+STATUS_NAMES = {
+    "ok": "answered ok",
+    "unfamiliar": "unfamiliar dermoscopy (answered, with a warning)",
+    "uncertain": "uncertain (below the confidence threshold)",
+    "out_of_distribution": "out of distribution (refused: not dermoscopy)",
+}
+
+
+def status_table(summary: dict[str, Any]) -> Table:
+    """Per status: how many images got it, and how well the model did on them, melanoma included."""
+
+    def figure(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rows = tuple(
+        (
+            STATUS_NAMES[status],
+            f"{row['n']:,}",
+            _share(row["share"]),
+            figure(row["balanced_accuracy"]),
+            f"{row['melanomas']:,}",
+            figure(row["mel_sensitivity"]),
+        )
+        for status, row in summary["by_status"].items()
+    )
+    note = (
+        "Melanoma sensitivity: the share of the melanomas given that status whose top class is melanoma. "
+        "A user testing the model on their own clinic's images sees here how much is answered, and how well."
+    )
+    rule = summary.get("melanoma_rule_out")
+    if rule is not None and rule["sensitivity"] is not None:
+        note += (
+            f" Melanoma rule-out cut (p(mel) ≥ {rule['threshold']:.3f}, fitted on validation for 90% "
+            f"sensitivity): sensitivity {_share(rule['sensitivity'])}, specificity "
+            f"{_share(rule['specificity'])} on these images."
+        )
+    columns = ("status", "images", "share", "balanced accuracy", "melanomas", "mel sensitivity")
+    return Table("By status", columns, rows, "lrrrrr", note)
+
+
 def abstention_table(summary: dict[str, Any], rules: dict[str, Any] | None, tta: bool) -> Table:
     """The share of each status on a labelled set, and balanced accuracy of all images against that of
-    the images answered ok."""
+    the images answered ok (records made before `unfamiliar` existed have no such share)."""
     shares = summary["shares"]
+    unfamiliar = (("unfamiliar (answered, with a warning)", _share(shares["unfamiliar"])),)
     rows = (
         ("answered ok", _share(shares["ok"])),
+        *(unfamiliar if "unfamiliar" in shares else ()),
         ("uncertain (below the confidence threshold)", _share(shares["uncertain"])),
         ("out of distribution (refused)", _share(shares["out_of_distribution"])),
         ("balanced accuracy, all images", _share(summary["balanced_accuracy_all"])),
@@ -109,6 +151,13 @@ def abstention_table(summary: dict[str, Any], rules: dict[str, Any] | None, tta:
             f"{100 * rules['target_balanced_accuracy']:.0f}% ({reached}; {100 * choice['coverage']:.0f}% of "
             "validation images kept)"
         )
+        if rules.get("dermoscopy_threshold") is not None:
+            note += (
+                f"; refused as not dermoscopy above a dermoscopy-detector log-odds of "
+                f"{rules['dermoscopy_threshold']:.2f} or an OOD score of {rules['far_ood_threshold']:.1f} "
+                f"(each keeps {100 * rules['dermoscopy_keep']:.0f}% of validation dermoscopy, plain and "
+                "under simulated clinic shifts); unfamiliar above the OOD score, answered with a warning"
+            )
     return Table("When the model abstains", ("", ""), rows, "lr", note + ".")
 
 
@@ -142,9 +191,12 @@ def trust_context(
     scored: str,
 ) -> dict[str, Any]:
     """What the pages' trust sections show, from whichever of the four records exist."""
-    context: dict[str, Any] = dict.fromkeys(("abstention_table", "risk_coverage", "subgroup_table", "forest"))
+    names = ("abstention_table", "status_table", "risk_coverage", "subgroup_table", "forest")
+    context: dict[str, Any] = dict.fromkeys(names)
     if summary is not None:
         context["abstention_table"] = abstention_table(summary, rules, tta)
+        if "by_status" in summary:
+            context["status_table"] = status_table(summary)
     if curve is not None:
         at = None if summary is None else summary.get("confident_share")
         caption = (

@@ -16,6 +16,7 @@ HISTORY, STATE, METRICS = "history.csv", "state.json", "metrics.json"
 CALIBRATION, METADATA_MODEL = "calibration.json", "metadata_model.json"
 BEST_MODEL, LAST_MODEL = "model.keras", "last.keras"
 OOD_DETECTOR, ABSTENTION = "ood_detector.npz", "abstention.json"
+DERMOSCOPY_DETECTOR = "dermoscopy_detector.npz"
 MEMBERS = "members.json"
 ONNX_EXPORT = "model.onnx"
 
@@ -65,7 +66,15 @@ RUN_FOLDER_FILES: tuple[RunFile, ...] = (
     RunFile(CALIBRATION, "temperature fitted on the validation split, ECE and Brier before and after"),
     RunFile(METADATA_MODEL, "what age, sex and site say about the class (absent for data without them)"),
     RunFile(OOD_DETECTOR, "class means and whitening of the training split's features"),
-    RunFile(ABSTENTION, "OOD and confidence thresholds fitted on the validation split, and the targets"),
+    RunFile(
+        DERMOSCOPY_DETECTOR,
+        "the dermoscopy-vs-not detector on the same features (absent from runs saved before it: they "
+        "refuse on the OOD distance alone)",
+    ),
+    RunFile(
+        ABSTENTION,
+        "OOD, dermoscopy, confidence and melanoma thresholds fitted on the validation split, and the targets",
+    ),
     RunFile(MEMBERS, "an ensemble's member runs and their test scores (ensembles only)"),
     RunFile(ONNX_EXPORT, "the ONNX export, written by `skinpamper export`", marks_a_run=False),
 )

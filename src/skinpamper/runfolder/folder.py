@@ -29,6 +29,7 @@ from skinpamper.runfolder.files import (
     BEST_MODEL,
     CALIBRATION,
     CONFIG,
+    DERMOSCOPY_DETECTOR,
     ENVIRONMENT,
     HISTORY,
     HISTORY_COLUMNS,
@@ -45,6 +46,7 @@ from skinpamper.runfolder.migrations import FORMAT_VERSION, migrate
 from skinpamper.runfolder.schemas import describe, validate
 from skinpamper.runfolder.state import RunState
 from skinpamper.scoring.abstention import Abstention
+from skinpamper.scoring.dermoscopy import DermoscopyDetector
 from skinpamper.scoring.metadata_model import MetadataModel
 from skinpamper.scoring.ood import OODDetector
 
@@ -236,10 +238,20 @@ class RunFolder:
         saved = self._parse(METADATA_MODEL)
         return None if saved is None else MetadataModel.from_dict(saved, str(self.file(METADATA_MODEL)))
 
-    def write_abstention(self, detector: OODDetector, abstention: Abstention) -> None:
-        """The detector first: abstention.json is what says a run has one, so it is written last."""
+    def write_abstention(
+        self, detector: OODDetector, abstention: Abstention, dermoscopy: DermoscopyDetector | None = None
+    ) -> None:
+        """The detectors first: abstention.json is what says a run has them, so it is written last."""
         replace_into(self.file(OOD_DETECTOR), detector.save)
+        if dermoscopy is not None:
+            replace_into(self.file(DERMOSCOPY_DETECTOR), dermoscopy.save)
         write_json_atomic(self.file(ABSTENTION), abstention.to_dict())
+
+    def dermoscopy_detector(self) -> DermoscopyDetector | None:
+        """The dermoscopy-vs-not detector; None for a run saved before it (or without thresholds)."""
+        if not (self.has(ABSTENTION) and self.has(DERMOSCOPY_DETECTOR)):
+            return None
+        return DermoscopyDetector.load(self.file(DERMOSCOPY_DETECTOR))
 
     def abstention_rules(self) -> Abstention | None:
         """The run's abstention thresholds alone (no detector); None for a run saved before OOD detection."""

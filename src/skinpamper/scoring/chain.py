@@ -21,8 +21,9 @@ from skinpamper.scoring.calibration import apply_temperature
 from skinpamper.scoring.metadata_model import MetadataModel, fuse
 from skinpamper.scoring.tta import predict_tta
 
-# float32 (N, S, S, 3) in 0..255 -> probabilities (N, 7) and OOD scores (N,), or None without a detector
-Engine = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+# float32 (N, S, S, 3) in 0..255 -> probabilities (N, 7) and OOD scores (N,), or None without a
+# detector, then, where the run has a dermoscopy detector, its log-odds of "not dermoscopy" (N,)
+Engine = Callable[[np.ndarray], tuple[np.ndarray | None, ...]]
 BATCH = 256  # images per engine call: at most one float32 batch (or view of one) exists at once
 
 
@@ -36,6 +37,7 @@ class Scored:
     ood_scores: np.ndarray | None  # of each image as it is (no TTA); None without a detector
     statuses: list[str]  # scoring.abstention statuses; "unchecked" without a detector
     with_metadata: np.ndarray  # bool: the image's metadata changed its probabilities
+    not_dermoscopy: np.ndarray | None = None  # log-odds of each image; None without the detector
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Chain:
 
     def score(self, images_uint8: np.ndarray, evidence: np.ndarray | None = None) -> Scored:
         """Score (N, S, S, 3) uint8 images; `evidence` (from `evidence`) fuses their metadata."""
-        raw, ood = self._forward(images_uint8)
+        raw, ood, not_dermoscopy = self._forward(images_uint8)
         if self.tta:
             raw = predict_tta(lambda views: self.engine(views)[0], images_uint8, BATCH)
         raw = np.asarray(raw, dtype=np.float64)
@@ -76,15 +78,23 @@ class Chain:
         if rules is None or ood is None:
             statuses = [UNCHECKED] * len(raw)
         else:
-            statuses = rules.statuses(ood, calibrated, self.tta)
-        return Scored(reported, calibrated, raw, ood, statuses, used)
+            statuses = rules.statuses(ood, calibrated, self.tta, not_dermoscopy)
+        return Scored(reported, calibrated, raw, ood, statuses, used, not_dermoscopy)
 
-    def _forward(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Plain probabilities and OOD scores, `BATCH` images per engine call."""
-        probs, scores = [], []
-        for start in range(0, len(images_uint8), BATCH):
-            p, s = self.engine(images_uint8[start : start + BATCH].astype(np.float32))
-            probs.append(np.asarray(p, dtype=np.float64))
-            scores.append(None if s is None else np.asarray(s, dtype=np.float64).reshape(-1))
-        ood = None if scores[0] is None else np.concatenate(scores)
-        return np.concatenate(probs), ood
+    def _forward(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Plain probabilities, OOD scores and log-odds of "not dermoscopy", `BATCH` images per
+        engine call (None for the scores an engine does not give)."""
+        batches = [
+            self.engine(images_uint8[start : start + BATCH].astype(np.float32))
+            for start in range(0, len(images_uint8), BATCH)
+        ]
+
+        probs = np.concatenate([np.asarray(b[0], dtype=np.float64) for b in batches])
+        return probs, _scores(batches, 1), _scores(batches, 2)
+
+
+def _scores(batches: list[tuple[np.ndarray | None, ...]], i: int) -> np.ndarray | None:
+    """Output `i` of every batch as one (N,) array; None where the engine does not give it."""
+    if len(batches[0]) <= i or batches[0][i] is None:
+        return None
+    return np.concatenate([np.asarray(b[i], dtype=np.float64).reshape(-1) for b in batches])

@@ -1,8 +1,9 @@
 """ONNX export of a run's best model, kept only if onnxruntime reproduces Keras's probabilities.
 
 The graph has one input, `images` (batch, S, S, 3) float32 in 0..255 with a dynamic batch size, and
-the outputs `probabilities`, the softmax (batch, 7) in canonical class order, and, for runs with an
-OOD detector, `ood_score` (batch,). The run's ModelCard (size, fit, temperature, abstention
+the outputs `probabilities`, the softmax (batch, 7) in canonical class order, for runs with an
+OOD detector `ood_score` (batch,), and for runs with a dermoscopy detector `not_dermoscopy` (batch,),
+its log-odds. The run's ModelCard (size, fit, temperature, abstention
 thresholds, test metrics, model id) is stored in the file's metadata, so the file alone is enough to
 serve.
 Conversion goes through Keras 3's `model.export(format="onnx")`, which uses tf2onnx on TensorFlow.
@@ -20,7 +21,7 @@ import numpy as np
 from skinpamper.atomic import replace_into
 from skinpamper.errors import ConfigError, ExportError
 from skinpamper.runfolder.files import ONNX_EXPORT
-from skinpamper.serving.predict import ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
+from skinpamper.serving.predict import DERMOSCOPY_OUTPUT, ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
 # max |s_onnx - s_keras| / max(s_keras, the run's OOD threshold): what decides a status is the score
@@ -58,7 +59,7 @@ def export_onnx(
     card = run_card(run)
     model = run.serving_model(run.load_model())
     _normalisation_as_constants(model)
-    names = ("probabilities", OOD_OUTPUT)[: len(model.outputs)]
+    names = ("probabilities", OOD_OUTPUT, DERMOSCOPY_OUTPUT)[: len(model.outputs)]
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
     images = np.random.default_rng(0).integers(0, 256, (samples, card.image_size, card.image_size, 3))
     images = images.astype(np.float32)
@@ -86,19 +87,28 @@ def export_onnx(
                 f"{PARITY_LIMIT:.0e}); the file was not written"
             )
         if len(names) > 1:
-            # A flat detector (scoring.ood.RESOLUTION) scores 0 with a threshold of 0: compare exactly.
-            scale = np.maximum(np.abs(expected[1]), run.abstention()[1].ood_threshold)
-            scale = np.maximum(scale, np.finfo(np.float32).tiny)
-            relative = float((np.abs(got[1] - expected[1]) / scale).max())
-            if relative > SCORE_PARITY_LIMIT:
-                raise ExportError(
-                    f"{path}: ONNX OOD scores differ from Keras by up to {relative:.2e} of their value or "
-                    f"threshold (limit {SCORE_PARITY_LIMIT:.0e}); the file was not written"
-                )
+            _check_scores(path, got[1:], expected[1:], run.abstention()[1].ood_threshold)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_into(path, write)
     return ExportResult(path, card, diff, samples)
+
+
+def _check_scores(
+    path: Path, got: list[np.ndarray], expected: list[np.ndarray], ood_threshold: float
+) -> None:
+    """ExportError when the OOD score or the dermoscopy log-odds drift from Keras's: the score on the
+    scale of max(score, threshold), the log-odds on that of max(|log-odds|, 1)."""
+    floors = (ood_threshold, 1.0)
+    for name, new, old, floor in zip(
+        ("OOD scores", "dermoscopy log-odds"), got, expected, floors, strict=False
+    ):
+        relative = float((np.abs(new - old) / np.maximum(np.abs(old), floor)).max())
+        if relative > SCORE_PARITY_LIMIT:
+            raise ExportError(
+                f"{path}: ONNX {name} differ from Keras by up to {relative:.2e} of their value or "
+                f"threshold (limit {SCORE_PARITY_LIMIT:.0e}); the file was not written"
+            )
 
 
 def _normalisation_as_constants(model: object) -> None:

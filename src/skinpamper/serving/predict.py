@@ -29,7 +29,7 @@ from skinpamper.errors import ConfigError, ImageError
 from skinpamper.imaging import FITS, MAX_PIXELS, load_image
 from skinpamper.reports.model_card import model_card
 from skinpamper.runfolder.files import METRICS
-from skinpamper.scoring.abstention import UNCHECKED, Abstention
+from skinpamper.scoring.abstention import UNCHECKED, WARNINGS, Abstention
 from skinpamper.scoring.chain import Chain, Engine, Scored
 from skinpamper.scoring.metadata_model import MetadataModel, PatientInfo, metadata_frame
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 ONNX_METADATA_KEY = "skinpamper"  # the ONNX metadata_props entry holding the ModelCard as JSON
 OOD_OUTPUT = "ood_score"  # the ONNX output holding the OOD score, beside "probabilities"
+DERMOSCOPY_OUTPUT = "not_dermoscopy"  # the dermoscopy detector's log-odds, in exports since it existed
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SUMMARY_KEYS = ("n", "accuracy", "balanced_accuracy", "macro_auc", "per_class_recall")
 
@@ -97,11 +98,21 @@ class Prediction:
     model_id: str  # architecture + digest of the weights
     note: str = NOT_A_DIAGNOSIS  # research tool, not a medical device: carried by every output
     with_metadata: bool = False  # the patient's age, sex or site were combined with the image
-    status: str = UNCHECKED  # ok, uncertain, out_of_distribution; unchecked: the model has no detector
-    ood_score: float | None = None  # higher is stranger; out_of_distribution above ood_threshold
-    ood_threshold: float | None = None  # the run's; keeps ood_keep (95%) of its validation images
+    # ok, unfamiliar, uncertain, out_of_distribution; unchecked: the model has no detector
+    status: str = UNCHECKED
+    warning: str | None = WARNINGS[UNCHECKED]  # the sentence shown with the status; None for ok
+    ood_score: float | None = None  # higher is stranger; unfamiliar (older runs: refused) above ood_threshold
+    ood_threshold: float | None = None
     confidence: float | None = None  # top image-only calibrated probability; uncertain below the threshold
-    confidence_threshold: float | None = None  # the run's, for plain or TTA probabilities
+    confidence_threshold: float | None = None
+    not_dermoscopy: float | None = None  # log-odds; out_of_distribution above not_dermoscopy_threshold
+    not_dermoscopy_threshold: float | None = None  # None: a run saved before the dermoscopy detector
+    # The melanoma rule-out cut (sensitivity and specificity as fitted on validation): p(mel) at or
+    # above it means melanoma is not ruled out, whatever the top class.
+    melanoma_not_ruled_out: bool | None = None
+    melanoma_threshold: float | None = None
+    melanoma_sensitivity: float | None = None
+    melanoma_specificity: float | None = None
 
     @property
     def top_class(self) -> str:
@@ -124,10 +135,17 @@ class Prediction:
             "tta": self.tta,
             "with_metadata": self.with_metadata,
             "status": self.status,
+            "warning": self.warning,
             "ood_score": self.ood_score,
             "ood_threshold": self.ood_threshold,
             "confidence": self.confidence,
             "confidence_threshold": self.confidence_threshold,
+            "not_dermoscopy": self.not_dermoscopy,
+            "not_dermoscopy_threshold": self.not_dermoscopy_threshold,
+            "melanoma_not_ruled_out": self.melanoma_not_ruled_out,
+            "melanoma_threshold": self.melanoma_threshold,
+            "melanoma_sensitivity": self.melanoma_sensitivity,
+            "melanoma_specificity": self.melanoma_specificity,
             "model_id": self.model_id,
             "note": self.note,
         }
@@ -220,21 +238,33 @@ class Predictor:
         return self.chain.score(images_uint8).probabilities
 
     def _statuses(self, scored: Scored) -> list[dict[str, Any]]:
-        """Each image's status fields, from its image-only probabilities and its OOD score."""
+        """Each image's status fields, from its image-only probabilities and its detectors' scores."""
         rules, scores = self.abstention, scored.ood_scores
         if rules is None or scores is None:
             return [{"status": UNCHECKED} for _ in scored.statuses]
-        threshold = rules.confidence_threshold(self.tta)
-        return [
-            {
-                "status": status,
-                "ood_score": float(score),
-                "ood_threshold": rules.ood_threshold,
-                "confidence": float(row.max()),
-                "confidence_threshold": threshold,
+        shared: dict[str, Any] = {
+            "ood_threshold": rules.ood_threshold,
+            "confidence_threshold": rules.confidence_threshold(self.tta),
+        }
+        if rules.separates_unfamiliar(scored.not_dermoscopy):
+            shared["not_dermoscopy_threshold"] = rules.dermoscopy_threshold
+        rule = rules.rule_out(self.tta)
+        if rule is not None:
+            shared |= {
+                "melanoma_threshold": rule.threshold,
+                "melanoma_sensitivity": rule.sensitivity,
+                "melanoma_specificity": rule.specificity,
             }
-            for status, score, row in zip(scored.statuses, scores, scored.image_probabilities, strict=True)
-        ]
+        rows = []
+        for i, (status, row) in enumerate(zip(scored.statuses, scored.image_probabilities, strict=True)):
+            fields = {**shared, "status": status, "warning": WARNINGS[status], "ood_score": float(scores[i])}
+            fields["confidence"] = float(row.max())
+            if "not_dermoscopy_threshold" in shared:
+                fields["not_dermoscopy"] = float(scored.not_dermoscopy[i])
+            if rule is not None:
+                fields["melanoma_not_ruled_out"] = bool(rule.flags(row[None])[0])
+            rows.append(fields)
+        return rows
 
     def patient_evidence(
         self,
@@ -457,9 +487,10 @@ def _onnx_engine(path: Path, threads: int) -> tuple[Engine, ModelCard]:
         return (lambda images: (session.run([outputs[0]], {input_name: images})[0], None)), card
     if card.abstention is None:
         raise ConfigError(f"{path}: has an {OOD_OUTPUT!r} output but no thresholds in its metadata")
+    # Exports made before the dermoscopy detector have no such output: they refuse on the distance.
+    names = [outputs[0], OOD_OUTPUT, *([DERMOSCOPY_OUTPUT] if DERMOSCOPY_OUTPUT in outputs else [])]
 
-    def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, scores = session.run([outputs[0], OOD_OUTPUT], {input_name: images})
-        return probs, scores
+    def engine(images: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(session.run(names, {input_name: images}))
 
     return engine, card

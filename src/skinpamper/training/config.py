@@ -156,6 +156,13 @@ class TrainConfig:
     # "uncertain" below the confidence at which validation balanced accuracy reaches this level: 28 px
     # models score about 0.65 on everything, and keeping the ~70% they are surest of reaches 0.70.
     abstention_target: float = 0.70  # validation balanced accuracy of the images answered "ok"
+    # Balanced accuracy alone let a second clinic's melanomas through as "ok" (docs/trust.md).
+    ok_mel_sensitivity: float = 0.65  # of the validation images answered "ok": Lite0 keeps 67% of them
+    mel_rule_out_sensitivity: float = 0.90  # of validation melanomas at or above the rule-out cut
+    # The dermoscopy detector (scoring.dermoscopy) refuses above the log-odds that accept this share of
+    # validation dermoscopy, plain and under simulated clinic shifts: 1 in 100, not 1 in 20, since a
+    # refusal now means "not dermoscopy" and unfamiliar dermoscopy is answered (status unfamiliar).
+    dermoscopy_keep: float = 0.99  # shifted dermoscopy refused: 0.4-2.4% per shift (docs/trust.md)
     # Fine-tuning a pretrained backbone (training.finetune); models trained from scratch ignore these.
     head_epochs: float = 1.0  # the new head learns alone first: a random head would wreck pretrained weights
     # The backbone then learns at half the head's rate: 5e-4 under the recipe's 1e-3, the rate at which
@@ -190,8 +197,11 @@ class TrainConfig:
             raise ConfigError(f"backbone_lr_scale must be in [0, 1], got {self.backbone_lr_scale}")
         if not 0.5 <= self.ood_keep < 1:
             raise ConfigError(f"ood_keep must be in [0.5, 1), got {self.ood_keep}")
-        if not 0 < self.abstention_target <= 1:
-            raise ConfigError(f"abstention_target must be in (0, 1], got {self.abstention_target}")
+        for name in ("abstention_target", "ok_mel_sensitivity", "mel_rule_out_sensitivity"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.5 <= self.dermoscopy_keep < 1:
+            raise ConfigError(f"dermoscopy_keep must be in [0.5, 1), got {self.dermoscopy_keep}")
         v, t = self.val_fraction, self.test_fraction
         if not (0 < v < 1 and 0 < t < 1 and v + t < 1):
             raise ConfigError(f"val_fraction={v} and test_fraction={t} must be in (0, 1) and sum below 1")

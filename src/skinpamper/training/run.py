@@ -58,14 +58,17 @@ class Run(RunFolder):
         return TrainConfig.from_dict(self.config_record(), source=str(self.file(CONFIG)))
 
     def serving_model(self, model: keras.Model) -> keras.Model:
-        """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]);
-        `model` itself for a run without a detector."""
+        """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]),
+        and the dermoscopy detector's log-odds as a third where the run has one; `model` itself for a
+        run without a detector."""
         saved = self.abstention()
         if saved is None:
             return model
         from skinpamper.models.ood_head import with_ood_score
 
-        return with_ood_score(model, saved[0].means, saved[0].projections)
+        dermoscopy = self.dermoscopy_detector()
+        linear = None if dermoscopy is None else (dermoscopy.weights, dermoscopy.bias)
+        return with_ood_score(model, saved[0].means, saved[0].projections, linear)
 
     def engine(self, model: keras.Model) -> Engine:
         """The inference chain's engine (`scoring.chain`): `serving_model(model)` as a function of images."""
@@ -75,9 +78,8 @@ class Run(RunFolder):
         if len(serving.outputs) == 1:  # a run without an OOD detector
             return lambda images: (np.asarray(serving.predict_on_batch(images)), None)
 
-        def engine(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            probs, scores = serving.predict_on_batch(images)
-            return np.asarray(probs), np.asarray(scores)
+        def engine(images: np.ndarray) -> tuple[np.ndarray, ...]:
+            return tuple(np.asarray(output) for output in serving.predict_on_batch(images))
 
         return engine
 

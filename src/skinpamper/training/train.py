@@ -280,13 +280,13 @@ def write_scores(run: Run, model: keras.Model, dataset: Dataset, split: Split) -
             evidence = metadata.log_likelihood(meta, dataset.source, strict=False)
             metrics["with_metadata"][part] = classification_metrics(labels[part], fuse(calibrated, evidence))
     config = run.config()
-    detector, rules, metrics["abstention"] = fit_abstention(
+    detector, dermoscopy, rules, metrics["abstention"] = fit_abstention(
         model, dataset, split, config, calibration["temperature"]
     )
     metrics.update(trust_on_test(dataset, split, probs["test"], calibration["temperature"], config.seed))
     run.write_metrics(metrics)
     run.write_calibration(calibration)
-    run.write_abstention(detector, rules)
+    run.write_abstention(detector, rules, dermoscopy)
     return metrics
 
 

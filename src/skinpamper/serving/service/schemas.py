@@ -21,17 +21,31 @@ class ImagePrediction(BaseModel):
     calibrated: bool = Field(description="probabilities use the temperature fitted on the run's val split")
     tta: bool
     with_metadata: bool = Field(description="the patient's age, sex or site were combined with the image")
-    status: Literal["ok", "uncertain", "out_of_distribution", "unchecked"] = Field(
-        description="out_of_distribution: the image does not look like the training data (OOD score above "
-        "its threshold); uncertain: the image model's top probability is below the confidence threshold; "
+    status: Literal["ok", "unfamiliar", "uncertain", "out_of_distribution", "unchecked"] = Field(
+        description="out_of_distribution: not a dermoscopy image (the dermoscopy detector's log-odds above "
+        "its threshold; models saved before it: the OOD score above its threshold), refused; uncertain: "
+        "the image model's top probability is below the confidence threshold; unfamiliar: dermoscopy "
+        "unlike the training images (OOD score above its threshold), answered with a warning; "
         "unchecked: the model was saved without an OOD detector"
     )
+    warning: str | None = Field(description="the sentence to show with the status; null for ok")
     ood_score: float | None = Field(
         description="Mahalanobis distance of the image's features; null: unchecked"
     )
     ood_threshold: float | None
     confidence: float | None = Field(description="top calibrated probability of the image alone")
     confidence_threshold: float | None
+    not_dermoscopy: float | None = Field(
+        description="log-odds that the image is not dermoscopy; null: the model has no dermoscopy detector"
+    )
+    not_dermoscopy_threshold: float | None
+    melanoma_not_ruled_out: bool | None = Field(
+        description="p(mel) is at or above the melanoma rule-out cut (fitted on validation for 90% "
+        "sensitivity), whatever the top class; null: the model has no such cut"
+    )
+    melanoma_threshold: float | None
+    melanoma_sensitivity: float | None = Field(description="of the cut, on the run's validation split")
+    melanoma_specificity: float | None
     model_id: str
     note: str
 

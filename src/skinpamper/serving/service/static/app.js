@@ -1,7 +1,9 @@
 // The page's only script: send one image to /v1/predict, draw the probabilities as bars, and, where the
 // server has the Keras model, fetch a Grad-CAM overlay from /v1/explain. An image the model refuses
 // (status out_of_distribution) or is unsure of (uncertain) gets a plain sentence instead of bars that
-// look confident: none for the first, collapsed under the sentence for the second. User text is set with
+// look confident: none for the first, collapsed under the sentence for the second. Unfamiliar
+// dermoscopy (another device or clinic) gets the bars under a warning; every answer says whether
+// melanoma is ruled out at the run's rule-out cut. User text is set with
 // textContent only, never as HTML. Where the model knows age, sex and body site, the optional patient
 // fields are offered with the values its training data used, and sent as query parameters.
 "use strict";
@@ -44,12 +46,20 @@ const VERDICTS = {
   out_of_distribution: "This does not look like a dermoscopy image, so the model gives no answer. " +
     "It was trained on close-up dermoscopy photos of skin lesions only.",
   uncertain: "The model is not sure about this image \u2014 see a dermatologist.",
+  unfamiliar: "This looks like dermoscopy from another device or clinic than the training images: " +
+    "answered, but the accuracy measured on the training data may not hold here.",
   unchecked: "This model cannot tell whether an image is a dermoscopy image (it was saved without an " +
     "out-of-distribution check): read the bars with care.",
 };
 
 function drawVerdict(prediction) {
-  const verdict = VERDICTS[prediction.status];
+  let verdict = VERDICTS[prediction.status];
+  if (prediction.melanoma_not_ruled_out !== null && prediction.status !== "out_of_distribution") {
+    const cut = `sensitivity ${Math.round(100 * prediction.melanoma_sensitivity)}%, specificity ` +
+      `${Math.round(100 * prediction.melanoma_specificity)}% on validation`;
+    const mel = prediction.melanoma_not_ruled_out ? "Melanoma is not ruled out" : "Melanoma is ruled out";
+    verdict = `${verdict ? verdict + " " : ""}${mel} (rule-out cut: ${cut}).`;
+  }
   $("verdict").textContent = verdict || "";
   $("verdict").dataset.status = prediction.status;
   show("verdict", Boolean(verdict));
