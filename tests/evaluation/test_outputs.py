@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_outputs_read_as_a_phrase_and_a_list() -> None:
-    assert outputs_text() == "metrics.json, predictions.csv, report.html, summary.md and model_card.md"
+    assert outputs_text() == (
+        "metrics.json, predictions.csv, status_table.csv, report.html, summary.md and model_card.md"
+    )
     lines = outputs_markdown().splitlines()
     assert [line.split("`")[1] for line in lines] == list(OUTPUTS)
     assert all(line.endswith(".") and ": " in line for line in lines)

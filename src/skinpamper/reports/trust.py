@@ -129,10 +129,10 @@ def abstention_table(summary: dict[str, Any], rules: dict[str, Any] | None, tta:
     """The share of each status on a labelled set, and balanced accuracy of all images against that of
     the images answered ok (records made before `unfamiliar` existed have no such share)."""
     shares = summary["shares"]
-    unfamiliar = (("unfamiliar (answered, with a warning)", _share(shares["unfamiliar"])),)
+    unfamiliar = "unfamiliar" in shares  # records made before it have no such share
     rows = (
         ("answered ok", _share(shares["ok"])),
-        *(unfamiliar if "unfamiliar" in shares else ()),
+        *([("unfamiliar (answered, with a warning)", _share(shares["unfamiliar"]))] if unfamiliar else []),
         ("uncertain (below the confidence threshold)", _share(shares["uncertain"])),
         ("out of distribution (refused)", _share(shares["out_of_distribution"])),
         ("balanced accuracy, all images", _share(summary["balanced_accuracy_all"])),
