@@ -29,7 +29,7 @@ from synthetic import tiny_dataset
 RUN_FILES = {
     "config.json", "split.json", "dataset.json", "environment.json", "history.csv",
     "model.keras", "last.keras", "state.json", "metrics.json", "calibration.json",
-    "ood_detector.npz", "abstention.json", "run.json",
+    "ood_detector.npz", "dermoscopy_detector.npz", "abstention.json", "run.json",
 }  # fmt: skip
 CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3)
 

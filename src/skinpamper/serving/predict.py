@@ -102,17 +102,17 @@ class Prediction:
     status: str = UNCHECKED
     warning: str | None = WARNINGS[UNCHECKED]  # the sentence shown with the status; None for ok
     ood_score: float | None = None  # higher is stranger; unfamiliar (older runs: refused) above ood_threshold
-    ood_threshold: float | None = None
+    ood_threshold: float | None = None  # the run's; keeps ood_keep (95%) of its validation images
     confidence: float | None = None  # top image-only calibrated probability; uncertain below the threshold
-    confidence_threshold: float | None = None
+    confidence_threshold: float | None = None  # the run's, for plain or TTA probabilities
     not_dermoscopy: float | None = None  # log-odds; out_of_distribution above not_dermoscopy_threshold
     not_dermoscopy_threshold: float | None = None  # None: a run saved before the dermoscopy detector
     # The melanoma rule-out cut (sensitivity and specificity as fitted on validation): p(mel) at or
     # above it means melanoma is not ruled out, whatever the top class.
     melanoma_not_ruled_out: bool | None = None
-    melanoma_threshold: float | None = None
-    melanoma_sensitivity: float | None = None
-    melanoma_specificity: float | None = None
+    melanoma_threshold: float | None = None  # p(mel) of the rule-out cut
+    melanoma_sensitivity: float | None = None  # of the cut, on validation
+    melanoma_specificity: float | None = None  # of the cut, on validation
 
     @property
     def top_class(self) -> str:
