@@ -98,8 +98,9 @@ def _check_scores(
     path: Path, got: list[np.ndarray], expected: list[np.ndarray], ood_threshold: float
 ) -> None:
     """ExportError when the OOD score or the dermoscopy log-odds drift from Keras's: the score on the
-    scale of max(score, threshold), the log-odds on that of max(|log-odds|, 1)."""
-    floors = (ood_threshold, 1.0)
+    scale of max(score, threshold), the log-odds on that of max(|log-odds|, 1). A flat OOD detector
+    (scoring.ood.RESOLUTION) scores 0 with a threshold of 0: the tiny floor compares it exactly."""
+    floors = (max(ood_threshold, float(np.finfo(np.float32).tiny)), 1.0)
     for name, new, old, floor in zip(
         ("OOD scores", "dermoscopy log-odds"), got, expected, floors, strict=False
     ):
