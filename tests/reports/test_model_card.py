@@ -117,7 +117,12 @@ def test_nothing_published_names_the_data_folder(served_run: Path, onnx_model: P
     published |= {f"onnx {p.key}": p.value for p in onnx.load(str(onnx_model)).metadata_props}
     published["model.onnx bytes"] = onnx_model.read_bytes().decode("latin-1")
     app = create_app(Predictor.load(served_run if kind == "run" else onnx_model))
-    routes = [r.path for r in app.routes if "GET" in getattr(r, "methods", ()) and "{" not in r.path]
+    try:  # FastAPI 0.137+ keeps each included APIRouter as one node of app.routes; this expands them
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies their routes into app.routes
+        iter_route_contexts = iter
+    every = iter_route_contexts(app.routes)
+    routes = [r.path for r in every if "GET" in (getattr(r, "methods", None) or ()) and "{" not in r.path]
     assert {"/", "/healthz", "/v1/model", "/v1/model/card", "/openapi.json", "/docs"} <= set(routes)
     with TestClient(app) as client:
         published |= {route: client.get(route).text for route in routes}

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -21,7 +22,13 @@ from skinpamper.cli import main
 from skinpamper.errors import ConfigError
 from skinpamper.runfolder.files import BEST_MODEL, LAST_MODEL
 from skinpamper.training.config import TrainConfig
-from skinpamper.training.devices import resolve_device_count
+from skinpamper.training.devices import (
+    describe_cpu,
+    device_name,
+    find_accelerator,
+    list_devices,
+    resolve_device_count,
+)
 from skinpamper.training.run import Run
 
 WORKER = Path(__file__).with_name("devices_worker.py")
@@ -209,3 +216,29 @@ def test_devices_on_the_torch_backend_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr("keras.backend.backend", lambda: "torch")
     with pytest.raises(ConfigError, match="--devices needs the TensorFlow backend .KERAS_BACKEND is torch."):
         resolve_device_count("all")
+
+
+def test_the_cpu_is_read_from_cpuinfo_and_unknown_where_there_is_none(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 amx_bf16\n\n"
+        "processor\t: 1\nmodel name\t: Test CPU\nflags\t\t: fpu\n"
+    )
+    cpu = describe_cpu(cpuinfo)
+    assert cpu.model == "Test CPU" and cpu.flags == {"fpu", "avx2", "amx_bf16"} and cpu.native_bf16
+    assert cpu.cores is not None and cpu.cores >= 1
+    missing = describe_cpu(tmp_path / "missing")
+    assert missing.model == "unknown" and not missing.flags and not missing.native_bf16
+
+
+def test_the_device_queries_describe_this_machine_alike() -> None:
+    """What precision "auto" asks, what environment.json records and what `skinpamper env` lists agree."""
+    accelerator = find_accelerator()
+    listing = list_devices()
+    if accelerator.gpu is None:
+        assert device_name().startswith("CPU (") and not accelerator.native_bf16
+    else:
+        assert device_name() == accelerator.gpu
+        assert any(name.startswith(accelerator.gpu) for name in listing["accelerators"])
+    if keras.backend.backend() == "tensorflow":
+        assert "CPU:0" in listing["physical"]

@@ -12,13 +12,8 @@ from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
 from skinpamper.runfolder.files import LAST_MODEL
 from skinpamper.training.config import TrainConfig
-from skinpamper.training.precision import (
-    Accelerator,
-    cpu_has_bf16,
-    precision_scope,
-    resolve_jit_compile,
-    resolve_precision,
-)
+from skinpamper.training.devices import Accelerator, cpu_has_bf16
+from skinpamper.training.precision import precision_scope, resolve_jit_compile, resolve_precision
 from skinpamper.training.run import Run
 from skinpamper.training.train import predict_probs, train
 from synthetic import tiny_dataset

@@ -18,15 +18,15 @@ import keras
 
 from skinpamper.errors import ConfigError
 from skinpamper.models.applications import BACKBONES, weights_cache_path
-from skinpamper.training.devices import CPU_DEVICES_ENV, split_host_cpu
-from skinpamper.training.precision import BF16_CPU_FLAGS, resolve_jit_compile, resolve_precision
+from skinpamper.training.devices import CPU_DEVICES_ENV, CPUINFO, describe_cpu, list_devices, split_host_cpu
+from skinpamper.training.precision import resolve_jit_compile, resolve_precision
 from skinpamper.training.run import environment_info
 
 # CPU instruction sets that decide float32 and bf16 speed (oneDNN picks its kernels by them).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
-def environment_report(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+def environment_report(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
     """Everything `skinpamper env` prints, as JSON-ready data."""
     backend = keras.backend.backend()
     try:
@@ -35,7 +35,7 @@ def environment_report(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     except ConfigError as exc:  # a diagnosis reports what it cannot change rather than failing
         unapplied = str(exc)
     recorded = environment_info()  # what each run's environment.json records
-    devices = _devices(backend)
+    devices = list_devices()
     return {
         "skinpamper": recorded["packages"].get("skinpamper"),
         "python": recorded["python"],
@@ -108,47 +108,6 @@ def _module_version(module: str) -> str | None:
         return None
 
 
-def _devices(backend: str) -> dict[str, Any]:
-    """Device names as the backend lists them; `accelerators` are the GPUs (or TPUs) among them."""
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        physical = tf.config.list_physical_devices()
-        accelerators = []
-        for device in physical:
-            if device.device_type != "CPU":
-                details = tf.config.experimental.get_device_details(device)
-                capability = details.get("compute_capability")
-                accelerators.append(
-                    details.get("device_name", device.name)
-                    + (f" (compute capability {capability[0]}.{capability[1]})" if capability else "")
-                )
-        return {
-            "physical": [device.name.removeprefix("/physical_device:") for device in physical],
-            "logical": [device.name.removeprefix("/device:") for device in tf.config.list_logical_devices()],
-            "accelerators": accelerators,
-        }
-    if backend == "jax":
-        import jax
-
-        devices = jax.devices()
-        return {
-            "physical": [str(device) for device in devices],
-            "logical": None,
-            "accelerators": [device.device_kind for device in devices if device.platform != "cpu"],
-        }
-    if backend == "torch":
-        import torch
-
-        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        return {
-            "physical": ["cpu", *(f"cuda:{i}" for i in range(len(gpus)))],
-            "logical": None,
-            "accelerators": gpus,
-        }
-    return {"physical": ["cpu"], "logical": None, "accelerators": []}  # numpy and openvino: CPU only
-
-
 def _jit(backend: str, accelerator: bool) -> dict[str, Any]:
     """What training's `--xla auto` resolves to here (training.precision.resolve_jit_compile)."""
     if resolve_jit_compile("auto") is False:
@@ -165,18 +124,10 @@ def _jit(backend: str, accelerator: bool) -> dict[str, Any]:
 
 
 def _cpu(cpuinfo: Path) -> dict[str, Any]:
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
+    cpu = describe_cpu(cpuinfo)
     return {
-        "model": fields.get("model name", "unknown"),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "flags": [flag for flag in CPU_FLAGS if flag in flags],
-        "native_bf16": bool(BF16_CPU_FLAGS & flags),  # cpu_has_bf16's rule, without reading the file again
+        "model": cpu.model,
+        "cores": cpu.cores,
+        "flags": [flag for flag in CPU_FLAGS if flag in cpu.flags],
+        "native_bf16": cpu.native_bf16,
     }

@@ -6,6 +6,7 @@ AVX512-BF16 or AMX compute bfloat16 natively; older GPUs have fast float16 only,
 scaling (Keras wraps the optimizer in a LossScaleOptimizer when the policy is mixed_float16). Where
 neither exists a 16-bit type is emulated and slower, so "auto" keeps float32. Saved models for
 prediction are always float32 (see `float32_copy`), so exports and predictions do not depend on it.
+What the hardware can do is asked of `training.devices`; the choice it leads to is made here.
 """
 
 from __future__ import annotations
@@ -13,77 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 import keras
 
-BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # instruction sets with native bfloat16 arithmetic
-BF16_GPU_CAPABILITY = (8, 0)  # Ampere: the first NVIDIA GPUs with bfloat16 tensor cores
+from skinpamper.training.devices import CPUINFO, Accelerator, cpu_has_bf16, find_accelerator
+
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-class Accelerator(NamedTuple):
-    """The first GPU the backend sees (capability as (major, minor)), or None on a CPU-only machine."""
-
-    gpu: str | None
-    capability: tuple[int, int] | None
-
-
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True where the CPU flags list native bfloat16 arithmetic (Linux; False where unknown)."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
-    )
-    return bool(BF16_CPU_FLAGS.intersection(flags))
-
-
-def _capability(text: str | tuple | None) -> tuple[int, int] | None:
-    """(major, minor) from "8.6" or (8, 6); None where the backend does not say."""
-    if text is None:
-        return None
-    parts = str(text).split(".") if isinstance(text, str) else list(text)
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except (ValueError, IndexError):
-        return None
-
-
-def find_accelerator() -> Accelerator:
-    """The GPU the Keras backend will train on, asked of the backend itself (no nvidia-smi)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if not gpus:
-            return Accelerator(None, None)
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return Accelerator(
-            details.get("device_name", gpus[0].name), _capability(details.get("compute_capability"))
-        )
-    if backend == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        if not gpus:
-            return Accelerator(None, None)
-        return Accelerator(gpus[0].device_kind, _capability(getattr(gpus[0], "compute_capability", None)))
-    if backend == "torch":
-        import torch
-
-        if not torch.cuda.is_available():
-            return Accelerator(None, None)
-        return Accelerator(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
-    return Accelerator(None, None)
 
 
 def resolve_precision(
     setting: str,
-    cpuinfo: Path = Path("/proc/cpuinfo"),
+    cpuinfo: Path = CPUINFO,
     accelerator: Accelerator | None = None,
     cpu_bfloat16: bool = True,
 ) -> str:
@@ -98,8 +39,7 @@ def resolve_precision(
         return setting
     found = accelerator if accelerator is not None else find_accelerator()
     if found.gpu is not None:
-        native_bf16 = found.capability is not None and found.capability >= BF16_GPU_CAPABILITY
-        return "bfloat16" if native_bf16 else "float16"
+        return "bfloat16" if found.native_bf16 else "float16"
     if keras.backend.backend() != "tensorflow":
         return "float32"
     return "bfloat16" if cpu_bfloat16 and cpu_has_bf16(cpuinfo) else "float32"

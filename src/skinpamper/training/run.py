@@ -9,7 +9,6 @@ the dropout seed states a resume restores.
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import subprocess
 import zipfile
@@ -29,6 +28,7 @@ from skinpamper.runfolder import RunFolder
 from skinpamper.runfolder.files import BEST_MODEL, CONFIG, DATASET, ENVIRONMENT
 from skinpamper.scoring.chain import Engine
 from skinpamper.training.config import TrainConfig
+from skinpamper.training.devices import device_name
 
 _PACKAGES = (
     "skinpamper",
@@ -178,28 +178,6 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _device() -> str:
-    """The accelerator Keras trains on, or the CPU."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
-    elif backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    elif backend == "jax":
-        import jax
-
-        if jax.default_backend() != "cpu":
-            return jax.devices()[0].device_kind
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
-
-
 def environment_info() -> dict[str, Any]:
     """Software and hardware that produced the run; deliberately free of host and user names."""
     versions = {}
@@ -214,7 +192,7 @@ def environment_info() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
         "packages": versions,
         "keras_backend": keras.backend.backend(),
-        "device": _device(),
+        "device": device_name(),
         "git_commit": commit,
         "git_dirty": None if commit is None else bool(_git("status", "--porcelain")),
     }

@@ -5,13 +5,15 @@ touch the server's disk, so the body is parsed here, in memory, as it streams in
 python-multipart's parser as it arrives, and the request is refused the moment a byte or part limit
 is crossed, so a body of 200,000 tiny parts costs no more than its first few dozen. Types are judged
 from the bytes (JPEG and PNG signatures), never from the file name or the declared type, and image
-sizes from their headers, in a worker thread, before anything is decoded.
+sizes from their headers, in a worker thread, before anything is decoded. The routes read the body
+themselves, so its OpenAPI declaration and the errors reading it gives are declared here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import HTTPException, Request
@@ -21,11 +23,26 @@ from starlette.requests import ClientDisconnect
 
 from skinpamper.errors import ImageError, ImageTooLargeError
 from skinpamper.imaging import read_size
+from skinpamper.serving.service.schemas import ErrorBody
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from skinpamper.serving.predict import Predictor
 
 FIELD = "files"
 SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 # Parts of other fields (a form's submit button, say) are skipped, but each costs parsing: a few only.
 MAX_OTHER_PARTS = 8
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": why}
+    for code, why in (
+        (400, "malformed multipart body"),
+        (413, "request bytes, image count, or pixels of an image or of the request over the limit"),
+        (415, "not multipart, or a part that is not a JPEG or PNG"),
+        (422, "no image sent, or an image that cannot be decoded"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -170,3 +187,23 @@ def check_images(uploads: list[Upload], max_pixels: int, max_request_pixels: int
             f"{len(uploads)} images of {total:,} pixels in all; the limit per request is "
             f"{max_request_pixels:,} (send fewer or smaller images per request)",
         )
+
+
+def decode(predictor: Predictor, upload: Upload) -> np.ndarray:
+    """The upload's pixels as the predictor's model takes them; 422 when the image cannot be decoded."""
+    try:
+        return predictor.load_image(upload.data, upload.filename)
+    except ImageError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def upload_body(many: bool) -> dict[str, Any]:
+    """The OpenAPI request body: the route reads it itself, so it is declared rather than inferred."""
+    binary = {"type": "string", "format": "binary"}
+    schema = {"type": "array", "items": binary, "minItems": 1} if many else binary
+    content = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {FIELD: schema}, "required": [FIELD]}
+        }
+    }
+    return {"requestBody": {"required": True, "content": content}}
