@@ -2,6 +2,13 @@
 
 Lives apart from the training loop so that the library stays silent and other front ends (a notebook,
 a service) can pass their own callbacks instead.
+
+Why not `tqdm.keras.TqdmCallback`: it keeps one epoch bar whose postfix each epoch's figures overwrite
+(verbose=2 keeps each epoch's batch bar, but with training figures only, as validation arrives at the
+epoch's end), so a terminal, a log file or a CI page shows the last epoch's validation balanced
+accuracy and no history of it; and it re-renders every key of every batch's logs. This one writes a
+permanent line per epoch in a fixed order (`format_logs`: val_bal_acc, lr, time included) and updates
+its bar's loss every `every` batches.
 """
 
 from __future__ import annotations

@@ -25,16 +25,17 @@ def test_detector_separates_two_clouds_and_survives_a_round_trip(tmp_path: Path)
 
 
 def test_features_that_vary_by_rounding_do_not_magnify_it() -> None:
-    """A weakly trained backbone's features vary by 1e-5 of their size; ONNX computes them with
-    float32 rounding (1e-7 of their size) that differs from Keras's. The log-odds must not amplify
-    that past the export's 1% parity limit."""
+    """A weakly trained backbone's features vary by 5e-5 of their overall size, and ONNX computes them
+    up to 2e-6 of that size away from Keras (EfficientNetB0 after one epoch from scratch). The
+    log-odds must not amplify that past the export's 1% parity limit."""
     rng = np.random.default_rng(0)
-    size = rng.uniform(1e-3, 3e-2, 200)
-    positives = size * (1 + 1e-5 * rng.normal(0, 1, (300, 200)))
-    negatives = size * (1 + 1e-5 * rng.normal(0.5, 1, (100, 200)))
+    size = rng.uniform(1e-6, 3e-2, 400)
+    scale = np.sqrt(np.mean(size**2))
+    positives = size + 5e-5 * scale * rng.normal(0, 1, (300, 400))
+    negatives = size + 5e-5 * scale * rng.normal(0.5, 1, (100, 400))
     detector = fit_dermoscopy_detector(positives, negatives)
     features = np.concatenate([positives, negatives])
-    rounded = features * (1 + 2e-7 * rng.choice([-1, 1], features.shape))
+    rounded = features + 2e-6 * scale * rng.choice([-1, 1], features.shape)
     before, after = detector.score(features), detector.score(rounded)
     assert np.max(np.abs(after - before) / np.maximum(np.abs(before), 1)) < 1e-2
 
