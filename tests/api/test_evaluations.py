@@ -39,7 +39,11 @@ def test_figures_come_from_the_evaluation(result) -> None:
     for tta, metrics in ((True, result.metrics_tta), (False, result.metrics)):
         matrix = result.plot_confusion_matrix(normalise=False, tta=tta).axes[0]
         assert [int(t.get_text()) for t in matrix.texts] == np.ravel(metrics["confusion_matrix"]).tolist()
-    assert isinstance(result.plot_gradcam(), Figure)
+    gradcam = result.plot_gradcam()
+    assert isinstance(gradcam, Figure)
+    cells = Figure().subplots(len(CODES), 4)
+    assert result.plot_gradcam(axes=cells) == list(cells.flat)
+    assert [ax.get_title() for ax in cells.flat] == [ax.get_title() for ax in gradcam.axes]
     left, right = Figure().subplots(1, 2)
     assert result.plot_confusion_matrix(ax=left) is left and "8-view TTA" in left.get_title()
     assert result.plot_per_class_recall(ax=right) is right and right.get_legend() is not None

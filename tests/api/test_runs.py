@@ -49,7 +49,11 @@ def test_trained_run_figures_show_its_own_figures(notebook_run) -> None:
     matrix_ax = run.plot_confusion_matrix("test", normalise=False).axes[0]
     counts = [int(t.get_text()) for t in matrix_ax.texts]
     assert counts == np.asarray(test["confusion_matrix"]).ravel().tolist()
-    assert isinstance(run.plot_history(), Figure)
+    history = run.plot_history()
+    assert isinstance(history, Figure)
+    panels = Figure().subplots(1, len(history.axes))
+    assert run.plot_history(axes=panels) == list(panels)
+    assert [ax.get_title() for ax in panels] == [ax.get_title() for ax in history.axes]
     left, right = Figure().subplots(1, 2)
     assert run.plot_confusion_matrix("val", ax=left) is left and left.get_title().startswith(
         "Confusion matrix, val"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from matplotlib.figure import Figure
 
 from skinpamper.classes import CODES
 from skinpamper.cli import main
@@ -111,3 +112,16 @@ def test_plot_draws_each_runs_scores_and_recalls(tmp_path: Path) -> None:
         "a (seed, 32 px, 0.1 min)",
         "b (seed, 32 px, 0.1 min)",
     ]
+
+
+def test_plot_draws_on_the_two_axes_given_with_the_legend_on_the_scores(tmp_path: Path) -> None:
+    frame = compare_runs([make_run(tmp_path / "a", "seed", 0.61, (6.0,))])
+    fig = Figure()
+    scores, recalls = fig.subplots(1, 2)
+    assert plot_run_comparison(frame, axes=[scores, recalls]) == [scores, recalls]
+    assert [round(patch.get_height(), 3) for patch in scores.patches] == [0.61, 0.8, 0.9]
+    assert len(recalls.patches) == len(CODES)
+    assert [t.get_text() for t in scores.get_legend().get_texts()] == ["a (seed, 32 px, 0.1 min)"]
+    assert not fig.legends and fig.get_suptitle() == ""
+    with pytest.raises(ValueError, match=r"plot_run_comparison draws 2 panels .*: give 2 Axes, not 1"):
+        plot_run_comparison(frame, axes=[Figure().subplots()])

@@ -139,3 +139,41 @@ def test_curves_draw_on_the_axes_given_and_return_it(predictions) -> None:
     assert [t.get_text() for t in left.get_legend().get_texts()] == _legend(plot_roc_curves(y_true, probs))
     assert right.get_title() == "Precision-recall per class"
     figure_png(fig)
+
+
+def test_several_panel_figures_draw_on_the_axes_given_and_return_them(predictions) -> None:
+    y_true, probs = predictions
+    images = np.full((len(y_true), 8, 8, 3), 200, dtype=np.uint8)
+    heatmaps = np.zeros((len(y_true), 8, 8), dtype=np.float32)
+    ids = [f"img{i}" for i in range(len(y_true))]
+    fig = Figure(figsize=(16, 12), layout="constrained")
+    left, middle, right = fig.subfigures(1, 3)
+    reliability, gradcam, mistakes = left.subplots(2, 1), middle.subplots(7, 4), right.subplots(2, 2)
+
+    assert plot_reliability(y_true, probs, probs, axes=reliability) == list(reliability)
+    assert plot_gradcam_grid(images, heatmaps, y_true, probs, axes=gradcam) == list(gradcam.flat)
+    assert plot_confident_mistakes(images, y_true, probs, ids, count=4, axes=mistakes) == list(mistakes.flat)
+    assert len(fig.axes) == 2 + 28 + 4 and fig.get_suptitle() == ""
+    assert [ax.get_title().split(":")[0] for ax in reliability] == [
+        "before temperature scaling",
+        "after temperature scaling",
+    ]
+    own = plot_gradcam_grid(images, heatmaps, y_true, probs)
+    assert [ax.get_title() for ax in gradcam.flat] == [ax.get_title() for ax in own.axes]
+    assert all(len(ax.get_images()) == 1 for ax in gradcam.flat)
+    assert [ax.get_title().split("\n")[0] for ax in mistakes.flat] == ["img27", "img23", "img19", "img15"]
+    figure_png(fig)
+
+
+def test_a_wrong_number_of_axes_is_refused_with_the_number_needed(predictions) -> None:
+    y_true, probs = predictions
+    images = np.zeros((len(y_true), 8, 8, 3), dtype=np.uint8)
+    ids = [str(i) for i in range(len(y_true))]
+    two = Figure().subplots(1, 2)
+    with pytest.raises(ValueError, match=r"plot_reliability draws 1 panel \(before temperature scaling\)"):
+        plot_reliability(y_true, probs, axes=two)
+    with pytest.raises(ValueError, match="plot_gradcam_grid draws 28 panels .*: give 28 Axes, not 2"):
+        plot_gradcam_grid(images, np.zeros((len(y_true), 8, 8)), y_true, probs, axes=two)
+    with pytest.raises(ValueError, match=r"plot_confident_mistakes draws 12 panels \(count=12 mistakes\)"):
+        plot_confident_mistakes(images, y_true, probs, ids, axes=two)
+    assert not any(ax.has_data() for ax in two)

@@ -176,3 +176,56 @@ def test_one_panel_plots_draw_on_the_axes_given_and_return_it(dataset) -> None:
     assert [int(t.get_text()) for t in grid[1].texts] == cm.ravel().tolist()
     assert [p.get_height() for p in grid[2].patches] == [0.5] * len(CODES)
     figure_png(fig)  # the caller's figure renders with them
+
+
+HISTORY = pd.DataFrame(
+    {"epoch": [1, 2], "loss": [1.0, 0.9], "val_accuracy": [0.5, 0.6], "val_recall_mel": [0.1, 0.3]}
+)
+
+
+def test_several_panel_plots_draw_on_the_axes_given_and_return_them(dataset) -> None:
+    fig = Figure(figsize=(14, 10), layout="constrained")
+    rows, ages, history = fig.subfigures(1, 3)
+    given = [rows.subplots(7, 1), ages.subplots(7, 1, sharex=True), history.subplots(3, 1)]
+    drawn = [
+        plots.plot_pixel_rows(dataset, per_class=2, axes=given[0]),
+        plots.plot_age_by_class(dataset, axes=given[1]),
+        plots.plot_history(HISTORY, axes=given[2]),
+    ]
+    assert drawn == [list(axes) for axes in given]
+    assert len(fig.axes) == 17 and fig.get_suptitle() == ""  # nothing added, the caller's title left alone
+    assert all(len(ax.get_images()) == 1 for ax in given[0])
+    assert [ax.texts[0].get_text().split("\n")[0] for ax in given[0]] == list(CODES)
+    known = ~np.isnan(dataset.meta["age"].to_numpy())
+    assert [sum(p.get_height() for p in ax.patches) for ax in given[1]] == [
+        np.sum(known & (dataset.labels == i)) for i in range(len(CODES))
+    ]
+    assert [ax.get_title() for ax in given[2]] == ["Loss", "Accuracy", "Validation recall per class"]
+    assert [len(ax.lines) for ax in given[2]] == [1, 1, 1]
+    figure_png(fig)
+
+
+@pytest.mark.parametrize(
+    ("plot", "needed"),
+    [
+        (lambda d, axes: plots.plot_pixel_rows(d, axes=axes), "plot_pixel_rows draws 7 panels"),
+        (lambda d, axes: plots.plot_age_by_class(d, axes=axes), "plot_age_by_class draws 7 panels"),
+        (
+            lambda d, axes: plots.plot_history(HISTORY, axes=axes),
+            r"plot_history draws 3 panels \(loss, accuracy, recall per class\)",
+        ),
+    ],
+)
+def test_a_wrong_number_of_axes_is_refused_with_the_number_needed(dataset, plot, needed) -> None:
+    axes = Figure().subplots(2, 2)  # four, read row by row
+    with pytest.raises(ValueError, match=f"^{needed}.*: give \\d Axes, not 4$"):
+        plot(dataset, axes)
+    assert not any(ax.has_data() for ax in axes.flat)  # refused before drawing
+
+
+def test_a_history_without_metrics_says_so_on_the_one_axes_given() -> None:
+    (ax,) = Figure().subplots(1, 1, squeeze=False)[0]
+    assert plots.plot_history(pd.DataFrame({"epoch": [1]}), axes=[ax]) == [ax]
+    assert ax.texts[0].get_text() == "no metrics in this dataset"
+    with pytest.raises(ValueError, match=r"draws 1 panel \(no metrics\): give 1 Axes, not 2"):
+        plots.plot_history(pd.DataFrame({"epoch": [1]}), axes=Figure().subplots(1, 2))

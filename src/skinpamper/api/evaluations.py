@@ -3,11 +3,13 @@ figures as matplotlib Figures, with the report written where asked."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -88,8 +90,13 @@ class EvaluationResult:
         }
         return plot_per_class_recall(recalls, f"Recall per class, {self.evaluation.part}", ax=ax)
 
-    def plot_gradcam(self) -> Figure:
-        """Grad-CAM of the most confident correct and wrong image of each class, as in the report."""
+    @overload
+    def plot_gradcam(self, *, axes: None = None) -> Figure: ...
+    @overload
+    def plot_gradcam(self, *, axes: Sequence[Axes] | np.ndarray) -> list[Axes]: ...
+    def plot_gradcam(self, *, axes: Sequence[Axes] | np.ndarray | None = None) -> Figure | list[Axes]:
+        """Grad-CAM of the most confident correct and wrong image of each class, as in the report. On
+        `axes` when given: 28, a row of four per class (e.g. `subplots(7, 4)`), then returned as a list."""
         from skinpamper.reports.evaluation_plots import plot_gradcam_grid
 
         evaluation = self.evaluation
@@ -97,7 +104,7 @@ class EvaluationResult:
         if rows is None or evaluation.gradcam_maps is None or evaluation.images is None:
             raise ValueError("this evaluation was made with explain=False, so it has no Grad-CAM maps")
         images, maps = evaluation.images[rows], evaluation.gradcam_maps
-        return plot_gradcam_grid(images, maps, evaluation.y_true[rows], evaluation.probs[rows])
+        return plot_gradcam_grid(images, maps, evaluation.y_true[rows], evaluation.probs[rows], axes=axes)
 
 
 def evaluate(

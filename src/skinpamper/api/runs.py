@@ -7,10 +7,12 @@ through `runfolder.RunFolder`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -72,9 +74,15 @@ class TrainedRun:
         """model_card.md: what the model is for, how it scores, by subgroup, and its limits."""
         return self.path / "model_card.md"
 
-    def plot_history(self) -> Figure:
-        """Training and validation curves per epoch (loss, accuracy, balanced accuracy, recall per class)."""
-        return plot_history(self.history)
+    @overload
+    def plot_history(self, *, axes: None = None) -> Figure: ...
+    @overload
+    def plot_history(self, *, axes: Sequence[Axes] | np.ndarray) -> list[Axes]: ...
+    def plot_history(self, *, axes: Sequence[Axes] | np.ndarray | None = None) -> Figure | list[Axes]:
+        """Training and validation curves per epoch (loss, accuracy, balanced accuracy, recall per class).
+        On `axes` when given, one per panel (a wrong number is refused with the number needed), which
+        are then returned as a list."""
+        return plot_history(self.history, axes=axes)
 
     @overload
     def plot_confusion_matrix(self, part: str = ..., normalise: bool = ..., *, ax: None = None) -> Figure: ...

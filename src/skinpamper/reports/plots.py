@@ -3,11 +3,14 @@
 Figures are built with `matplotlib.figure.Figure` directly, never pyplot: no global figure registry,
 no GUI backend, safe in servers and tests; saving to PNG uses the Agg renderer. A one-panel figure
 also draws on an Axes the caller gives (`ax=`, as scikit-learn's displays and pandas take one) and
-then returns that Axes, so that it can sit in a grid of the caller's own.
+then returns that Axes, so that it can sit in a grid of the caller's own. A figure of several panels
+draws, likewise, on as many Axes of the caller's (`axes=`: a list, or the array `subplots` returns,
+read row by row), returns them as a list, and leaves the caller's figure title alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import overload
 
 import matplotlib as mpl
@@ -37,6 +40,16 @@ def one_panel(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure | A
     return fig, fig.subplots()
 
 
+def given_axes(axes: Sequence[Axes] | np.ndarray, needed: int, plot: str, panels: str) -> list[Axes]:
+    """The caller's Axes in drawing order, refused unless there are exactly `needed`: a missing one
+    would drop a panel silently and a spare one would stay empty. `panels` says what they hold."""
+    given = list(np.ravel(np.asarray(axes, dtype=object)))
+    if len(given) != needed:
+        drawn = f"{needed} panel{'s' * (needed != 1)} ({panels})"
+        raise ValueError(f"{plot} draws {drawn}: give {needed} Axes, not {len(given)}")
+    return given
+
+
 def _no_data(ax: Axes, what: str) -> None:
     """Say so on the axes instead of drawing an empty chart (e.g. DermaMNIST has no metadata)."""
     ax.text(0.5, 0.5, f"no {what} in this dataset", ha="center", va="center", transform=ax.transAxes)
@@ -57,8 +70,20 @@ def _strip(images: np.ndarray, count: int) -> np.ndarray:
     return strip
 
 
-def plot_pixel_rows(dataset: Dataset, per_class: int = 8, seed: int = 0) -> Figure:
+@overload
+def plot_pixel_rows(
+    dataset: Dataset, per_class: int = ..., seed: int = ..., *, axes: None = None
+) -> Figure: ...
+@overload
+def plot_pixel_rows(
+    dataset: Dataset, per_class: int = ..., seed: int = ..., *, axes: Sequence[Axes] | np.ndarray
+) -> list[Axes]: ...
+def plot_pixel_rows(
+    dataset: Dataset, per_class: int = 8, seed: int = 0, *, axes: Sequence[Axes] | np.ndarray | None = None
+) -> Figure | list[Axes]:
     """Random raw images of each class, one row per class, pixels shown unsmoothed as the model sees them.
+
+    On `axes` when given: seven, one per class in `CODES` order, returned as a list.
 
     Example:
         ```python
@@ -68,17 +93,23 @@ def plot_pixel_rows(dataset: Dataset, per_class: int = 8, seed: int = 0) -> Figu
     """
     rng = np.random.default_rng(seed)
     height, width = dataset.image_size
-    # "compressed" packs fixed-aspect images and keeps the row labels inside the figure.
-    size = (1.0 + per_class * 1.1 * width / height, 0.6 + 1.1 * len(CODES))
-    fig = Figure(figsize=size, layout="compressed")
-    axes = fig.subplots(len(CODES), 1, squeeze=False)[:, 0]
-    for i, (ax, code) in enumerate(zip(axes, CODES, strict=True)):
+    fig = None
+    if axes is None:
+        # "compressed" packs fixed-aspect images and keeps the row labels inside the figure.
+        size = (1.0 + per_class * 1.1 * width / height, 0.6 + 1.1 * len(CODES))
+        fig = Figure(figsize=size, layout="compressed")
+        grid = list(fig.subplots(len(CODES), 1, squeeze=False)[:, 0])
+    else:
+        grid = given_axes(axes, len(CODES), "plot_pixel_rows", "one per class")
+    for i, (ax, code) in enumerate(zip(grid, CODES, strict=True)):
         rows = np.flatnonzero(dataset.labels == i)
         chosen = np.sort(rng.choice(rows, size=min(per_class, len(rows)), replace=False))
         ax.imshow(_strip(dataset.images[chosen], per_class), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         _row_label(ax, f"{code}\n(n={len(rows):,})")
+    if fig is None:
+        return grid
     fig.suptitle(f"Random images per class ({height}x{width} px)")
     return fig
 
@@ -109,33 +140,51 @@ def plot_class_counts(dataset: Dataset, *, ax: Axes | None = None) -> Figure | A
     return shown
 
 
-def plot_age_by_class(dataset: Dataset) -> Figure:
+@overload
+def plot_age_by_class(dataset: Dataset, *, axes: None = None) -> Figure: ...
+@overload
+def plot_age_by_class(dataset: Dataset, *, axes: Sequence[Axes] | np.ndarray) -> list[Axes]: ...
+def plot_age_by_class(
+    dataset: Dataset, *, axes: Sequence[Axes] | np.ndarray | None = None
+) -> Figure | list[Axes]:
     """Histogram of age per class (own y scale each, so small classes stay visible).
+
+    On `axes` when given: seven, one per class in `CODES` order, returned as a list; all get the same
+    age bins, so a shared x axis is the caller's choice.
 
     Example:
         ```python
         skinpamper.plot_age_by_class(dataset)
+        left, right = plt.figure(figsize=(13, 9), layout="constrained").subfigures(1, 2)
+        skinpamper.plot_age_by_class(dataset, axes=left.subplots(7, 1, sharex=True))
+        skinpamper.plot_class_counts(dataset, ax=right.subplots())  # beside it
         ```
     """
     ages = pd.to_numeric(dataset.meta["age"], errors="coerce").to_numpy(dtype=float)
-    fig = Figure(figsize=(7, 1.3 * len(CODES) + 0.8), layout="constrained")
-    axes = fig.subplots(len(CODES), 1, sharex=True, squeeze=False)[:, 0]
+    fig = None
+    if axes is None:
+        fig = Figure(figsize=(7, 1.3 * len(CODES) + 0.8), layout="constrained")
+        grid = list(fig.subplots(len(CODES), 1, sharex=True, squeeze=False)[:, 0])
+    else:
+        grid = given_axes(axes, len(CODES), "plot_age_by_class", "one per class")
+    shown = grid if fig is None else fig
     known = ages[~np.isnan(ages)]
     if known.size == 0:
-        for ax in axes:
+        for ax in grid:
             _no_data(ax, "ages")
-        return fig
+        return shown
     bins = np.arange(np.floor(known.min() / 5) * 5, known.max() + 10, 5)
-    for i, (ax, code) in enumerate(zip(axes, CODES, strict=True)):
+    for i, (ax, code) in enumerate(zip(grid, CODES, strict=True)):
         of_class = ages[(dataset.labels == i) & ~np.isnan(ages)]
         ax.hist(of_class, bins=bins, color=CLASS_COLOURS[code])
         # Label inside the axes: a row label on the left would collide with the count ticks.
         ax.text(0.01, 0.92, f"{code} (n={of_class.size:,})", transform=ax.transAxes, va="top", ha="left")
         ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
-    axes[-1].set_xlabel("age (years, 5-year bins)")
-    missing = int(np.isnan(ages).sum())
-    fig.suptitle(f"Images by age, per class ({missing:,} images without an age left out)")
-    return fig
+    grid[-1].set_xlabel("age (years, 5-year bins)")
+    if fig is not None:
+        missing = int(np.isnan(ages).sum())
+        fig.suptitle(f"Images by age, per class ({missing:,} images without an age left out)")
+    return shown
 
 
 def _counts_with_missing(column: pd.Series) -> pd.Series:
@@ -222,27 +271,46 @@ def _panel_grid(panels: int) -> tuple[Figure, list[Axes]]:
     return fig, axes[:panels]
 
 
-def plot_history(history: pd.DataFrame) -> Figure:
-    """One panel per metric, training and validation together so over-fitting shows as a gap."""
+@overload
+def plot_history(history: pd.DataFrame, *, axes: None = None) -> Figure: ...
+@overload
+def plot_history(history: pd.DataFrame, *, axes: Sequence[Axes] | np.ndarray) -> list[Axes]: ...
+def plot_history(
+    history: pd.DataFrame, *, axes: Sequence[Axes] | np.ndarray | None = None
+) -> Figure | list[Axes]:
+    """One panel per metric, training and validation together so over-fitting shows as a gap.
+
+    On `axes` when given, returned as a list: one per metric (loss, accuracy, balanced accuracy, then
+    any other, as the history holds them) and a last one for validation recall per class if recorded;
+    one for a history without metrics. A wrong number is refused with the number needed.
+    """
     recalls = [f"{RECALL_PREFIX}{code}" for code in CODES if f"{RECALL_PREFIX}{code}" in history.columns]
     metrics = [c for c in history.columns if c not in NOT_METRICS and c not in recalls]
     bases = list(dict.fromkeys(c.removeprefix("val_") for c in metrics))
     bases.sort(key=lambda b: list(HISTORY_TITLES).index(b) if b in HISTORY_TITLES else len(HISTORY_TITLES))
     panels = len(bases) + bool(recalls)
-    if panels == 0:
+    fig = None
+    if axes is not None:
+        names = ", ".join(bases + ["recall per class"] * bool(recalls)) or "no metrics"
+        grid = given_axes(axes, max(panels, 1), "plot_history", names)
+    elif panels == 0:
         fig = Figure(figsize=(5, 3), layout="constrained")
-        _no_data(fig.subplots(), "metrics")
-        return fig
-    fig, axes = _panel_grid(panels)
+        grid = [fig.subplots()]
+    else:
+        fig, grid = _panel_grid(panels)
+    shown = grid if fig is None else fig
+    if panels == 0:
+        _no_data(grid[0], "metrics")
+        return shown
     epochs = history["epoch"].to_numpy() if "epoch" in history.columns else np.arange(1, len(history) + 1)
-    for ax, base in zip(axes, bases, strict=False):
+    for ax, base in zip(grid, bases, strict=False):
         for column, label, style in ((base, "train", "-"), (f"val_{base}", "validation", "--")):
             if column in history.columns:
                 ax.plot(epochs, history[column].to_numpy(dtype=float), style, marker=".", label=label)
         ax.set_title(HISTORY_TITLES.get(base, base.replace("_", " ").capitalize()))
         ax.set_ylabel(base.replace("_", " "))
     if recalls:
-        ax = axes[-1]
+        ax = grid[-1]
         for column in recalls:
             code = column.removeprefix(RECALL_PREFIX)
             values = history[column].to_numpy(dtype=float)
@@ -250,13 +318,14 @@ def plot_history(history: pd.DataFrame) -> Figure:
         ax.set_title("Validation recall per class")
         ax.set_ylabel("recall")
         ax.set_ylim(-0.02, 1.02)
-    for ax in axes:
+    for ax in grid:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", ncols=2 if ax is axes[-1] and recalls else 1)
-    fig.suptitle("Training history")
-    return fig
+        ax.legend(fontsize="small", ncols=2 if ax is grid[-1] and recalls else 1)
+    if fig is not None:
+        fig.suptitle("Training history")
+    return shown
 
 
 @overload
@@ -333,16 +402,28 @@ def _number(value: object) -> float:
     return np.nan if value is None else float(value)
 
 
-def plot_run_comparison(frame: pd.DataFrame) -> Figure:
+@overload
+def plot_run_comparison(frame: pd.DataFrame, *, axes: None = None) -> Figure: ...
+@overload
+def plot_run_comparison(frame: pd.DataFrame, *, axes: Sequence[Axes] | np.ndarray) -> list[Axes]: ...
+def plot_run_comparison(
+    frame: pd.DataFrame, *, axes: Sequence[Axes] | np.ndarray | None = None
+) -> Figure | list[Axes]:
     """Runs side by side: headline test scores (left) and test recall per class (right).
 
-    `frame` has one row per run with the columns skinpamper.evaluation.compare.compare_runs makes.
+    `frame` has one row per run with the columns skinpamper.evaluation.compare.compare_runs makes. On
+    `axes` when given: two, scores then recalls, returned as a list; the runs' legend is then the
+    scores panel's instead of the figure's.
     """
     headline = {"balanced accuracy": "balanced_accuracy", "accuracy": "accuracy", "macro AUC": "macro_auc"}
     runs = len(frame)
     width = 0.8 / runs
-    fig = Figure(figsize=(13, 1.8 + 0.25 * runs + 3.2), layout="constrained")
-    scores, recalls = fig.subplots(1, 2, width_ratios=(1, 2.2))
+    fig = None
+    if axes is None:
+        fig = Figure(figsize=(13, 1.8 + 0.25 * runs + 3.2), layout="constrained")
+        scores, recalls = fig.subplots(1, 2, width_ratios=(1, 2.2))
+    else:
+        scores, recalls = given_axes(axes, 2, "plot_run_comparison", "scores, recall per class")
     for i, row in enumerate(frame.itertuples(index=False)):
         label = f"{row.run} ({row.model}, {row.image_size} px, {row.train_minutes:.1f} min)"
         offset = (i - (runs - 1) / 2) * width
@@ -358,6 +439,9 @@ def plot_run_comparison(frame: pd.DataFrame) -> Figure:
     for ax in (scores, recalls):
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
+    if fig is None:
+        scores.legend(fontsize="small")
+        return [scores, recalls]
     fig.legend(
         *scores.get_legend_handles_labels(), loc="outside lower center", ncols=min(runs, 2), frameon=False
     )
