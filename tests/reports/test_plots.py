@@ -11,6 +11,9 @@ from skinpamper.classes import CODES
 from skinpamper.data.dataset import Dataset, empty_meta
 from skinpamper.reports import plots
 from skinpamper.reports.html import figure_png
+from skinpamper.reports.trust import plot_risk_coverage, plot_subgroup_forest
+from skinpamper.scoring.abstention import risk_coverage
+from skinpamper.scoring.subgroups import subgroup_report
 
 # Images per class: df has one (fewer than per_class), vasc none.
 PER_CLASS = {"akiec": 3, "bcc": 2, "bkl": 2, "df": 1, "mel": 3, "nv": 5, "vasc": 0}
@@ -176,6 +179,30 @@ def test_one_panel_plots_draw_on_the_axes_given_and_return_it(dataset) -> None:
     assert [int(t.get_text()) for t in grid[1].texts] == cm.ravel().tolist()
     assert [p.get_height() for p in grid[2].patches] == [0.5] * len(CODES)
     figure_png(fig)  # the caller's figure renders with them
+
+
+def test_metadata_and_trust_plots_draw_on_the_axes_given(dataset) -> None:
+    """The dataset's metadata bars and the trust figures of a report, laid out in one figure of the
+    caller's: each returns the Axes it was given and draws there, and no other figure is made."""
+    curve = risk_coverage(np.zeros(4, dtype=int), np.eye(7)[[0, 0, 1, 1]] * 0.6 + 0.4 / 7)
+    y = np.arange(140) % 7
+    report = subgroup_report(
+        y, np.eye(7)[y] * 0.5 + 0.5 / 7, pd.DataFrame({"sex": ["a", "b"] * 70}), n_boot=20
+    )
+    fig = Figure(figsize=(16, 8), layout="constrained")
+    grid = list(fig.subplots(2, 3).flat)
+    drawn = [
+        plots.plot_sex_counts(dataset, ax=grid[0]),
+        plots.plot_localization_counts(dataset, ax=grid[1]),
+        plots.plot_dx_type_by_class(dataset, ax=grid[2]),
+        plot_risk_coverage(curve, 0.5, ax=grid[3]),
+        plot_subgroup_forest(report, ax=grid[4]),
+    ]
+    assert drawn == grid[:5] and len(fig.axes) == 6
+    assert sum(p.get_width() for p in grid[0].patches) == len(dataset)
+    assert grid[3].get_title() == "Risk-coverage" and len(grid[3].lines) == 3
+    assert [t.get_text().split(":")[0] for t in grid[4].get_yticklabels()] == ["sex", "sex"]
+    figure_png(fig)
 
 
 HISTORY = pd.DataFrame(

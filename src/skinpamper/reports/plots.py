@@ -193,14 +193,15 @@ def _counts_with_missing(column: pd.Series) -> pd.Series:
     return pd.concat([counts, pd.Series({"(missing)": missing})]) if missing else counts
 
 
-def _plot_value_counts(dataset: Dataset, column: str, title: str, height: float) -> Figure:
+def _plot_value_counts(
+    dataset: Dataset, column: str, title: str, height: float, ax: Axes | None
+) -> Figure | Axes:
     """Horizontal bars of one metadata column's values, largest first, missing values in grey."""
     counts = _counts_with_missing(dataset.meta[column])
-    fig = Figure(figsize=(7, height), layout="constrained")
-    ax = fig.subplots()
+    shown, ax = one_panel(ax, (7, height))
     if counts.index.equals(pd.Index(["(missing)"])):
         _no_data(ax, column)
-        return fig
+        return shown
     colours = [MISSING_COLOUR if v == "(missing)" else "tab:blue" for v in counts.index]
     bars = ax.barh([str(v) for v in counts.index], counts.to_numpy(), color=colours)
     ax.bar_label(bars, labels=[f"{n:,}" for n in counts], padding=3)
@@ -209,28 +210,41 @@ def _plot_value_counts(dataset: Dataset, column: str, title: str, height: float)
     ax.set_xlabel("images")
     ax.set_ylabel(column)
     ax.set_title(title)
-    return fig
+    return shown
 
 
-def plot_sex_counts(dataset: Dataset) -> Figure:
-    """Images per recorded sex."""
-    return _plot_value_counts(dataset, "sex", "Images by sex", 2.6)
+@overload
+def plot_sex_counts(dataset: Dataset, *, ax: None = None) -> Figure: ...
+@overload
+def plot_sex_counts(dataset: Dataset, *, ax: Axes) -> Axes: ...
+def plot_sex_counts(dataset: Dataset, *, ax: Axes | None = None) -> Figure | Axes:
+    """Images per recorded sex; on `ax` when given."""
+    return _plot_value_counts(dataset, "sex", "Images by sex", 2.6, ax)
 
 
-def plot_localization_counts(dataset: Dataset) -> Figure:
-    """Images per body site."""
+@overload
+def plot_localization_counts(dataset: Dataset, *, ax: None = None) -> Figure: ...
+@overload
+def plot_localization_counts(dataset: Dataset, *, ax: Axes) -> Axes: ...
+def plot_localization_counts(dataset: Dataset, *, ax: Axes | None = None) -> Figure | Axes:
+    """Images per body site; on `ax` when given."""
     n = dataset.meta["localization"].nunique() + 1
-    return _plot_value_counts(dataset, "localization", "Images by body site (localization)", 1.2 + 0.3 * n)
+    title = "Images by body site (localization)"
+    return _plot_value_counts(dataset, "localization", title, 1.2 + 0.3 * n, ax)
 
 
-def plot_dx_type_by_class(dataset: Dataset) -> Figure:
-    """Share of each confirmation method within each class: histopathology is the most reliable label."""
-    fig = Figure(figsize=(8, 4), layout="constrained")
-    ax = fig.subplots()
+@overload
+def plot_dx_type_by_class(dataset: Dataset, *, ax: None = None) -> Figure: ...
+@overload
+def plot_dx_type_by_class(dataset: Dataset, *, ax: Axes) -> Axes: ...
+def plot_dx_type_by_class(dataset: Dataset, *, ax: Axes | None = None) -> Figure | Axes:
+    """Share of each confirmation method within each class: histopathology is the most reliable label.
+    On `ax` when given."""
+    shown, ax = one_panel(ax, (8, 4))
     method = dataset.meta["dx_type"].fillna("(missing)").astype(str).to_numpy()
     if (method == "(missing)").all():
         _no_data(ax, "dx_type")
-        return fig
+        return shown
     table = pd.crosstab(pd.Categorical.from_codes(dataset.labels, CODES), method)
     table = table[table.sum().sort_values(ascending=False).index]
     shares = 100 * table.div(table.sum(axis=1).replace(0, 1), axis=0)
@@ -247,7 +261,7 @@ def plot_dx_type_by_class(dataset: Dataset) -> Figure:
     ax.set_ylabel("class")
     ax.set_title("How each diagnosis was confirmed (dx_type)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="dx_type", frameon=False)
-    return fig
+    return shown
 
 
 # Known per-epoch metrics in display order; any other column is plotted after them.

@@ -9,13 +9,17 @@ the model card share them, so the three cannot disagree.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from skinpamper.data.summary import Table
 from skinpamper.reports.html import figure_item
+from skinpamper.reports.plots import one_panel
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 FIGURE_NAMES = {
     "balanced_accuracy": "balanced accuracy",
@@ -61,11 +65,17 @@ def subgroup_table(report: dict[str, Any], scored: str) -> Table:
     )
 
 
-def plot_subgroup_forest(report: dict[str, Any], figure: str = "balanced_accuracy") -> Figure:
-    """Each big-enough subgroup's figure with its interval, against the overall figure (dashed)."""
+@overload
+def plot_subgroup_forest(report: dict[str, Any], figure: str = ..., *, ax: None = None) -> Figure: ...
+@overload
+def plot_subgroup_forest(report: dict[str, Any], figure: str = ..., *, ax: Axes) -> Axes: ...
+def plot_subgroup_forest(
+    report: dict[str, Any], figure: str = "balanced_accuracy", *, ax: Axes | None = None
+) -> Figure | Axes:
+    """Each big-enough subgroup's figure with its interval, against the overall figure (dashed); on
+    `ax` when given."""
     rows = [row for row in report["groups"] if not row["too_few"] and row.get(figure) is not None]
-    fig = Figure(figsize=(7.0, 1.2 + 0.28 * max(len(rows), 1)), layout="constrained")
-    ax = fig.subplots()
+    shown, ax = one_panel(ax, (7.0, 1.2 + 0.28 * max(len(rows), 1)))
     labels = [f"{FACTOR_NAMES.get(r['factor'], r['factor'])}: {r['group']} (n={r['n']:,})" for r in rows]
     values = np.array([r[figure] for r in rows])
     intervals = np.array([r[f"{figure}_ci95"] or [r[figure]] * 2 for r in rows]).reshape(-1, 2)
@@ -82,7 +92,7 @@ def plot_subgroup_forest(report: dict[str, Any], figure: str = "balanced_accurac
     ax.set_xlabel(f"{FIGURE_NAMES[figure]} (95% interval; orange: wholly below all images)")
     ax.set_title(f"{FIGURE_NAMES[figure].capitalize()} by subgroup")
     ax.grid(axis="x", alpha=0.3)
-    return fig
+    return shown
 
 
 STATUS_NAMES = {
@@ -161,10 +171,19 @@ def abstention_table(summary: dict[str, Any], rules: dict[str, Any] | None, tta:
     return Table("When the model abstains", ("", ""), rows, "lr", note + ".")
 
 
-def plot_risk_coverage(curve: dict[str, Any], threshold_coverage: float | None = None) -> Figure:
-    """Error rate of the images kept, most confident first, against the share kept."""
-    fig = Figure(figsize=(6.2, 4.4), layout="constrained")
-    ax = fig.subplots()
+@overload
+def plot_risk_coverage(
+    curve: dict[str, Any], threshold_coverage: float | None = ..., *, ax: None = None
+) -> Figure: ...
+@overload
+def plot_risk_coverage(
+    curve: dict[str, Any], threshold_coverage: float | None = ..., *, ax: Axes
+) -> Axes: ...
+def plot_risk_coverage(
+    curve: dict[str, Any], threshold_coverage: float | None = None, *, ax: Axes | None = None
+) -> Figure | Axes:
+    """Error rate of the images kept, most confident first, against the share kept; on `ax` when given."""
+    shown, ax = one_panel(ax, (6.2, 4.4))
     coverage, risk = np.asarray(curve["coverage"]), np.asarray(curve["risk"])
     ax.plot(coverage, risk, color="#2a6fdb", label=f"AURC {curve['aurc']:.3f}")
     ax.axhline(risk[-1], linestyle=":", color="0.5", label=f"answering everything: {risk[-1]:.3f}")
@@ -179,7 +198,7 @@ def plot_risk_coverage(curve: dict[str, Any], threshold_coverage: float | None =
     ax.set_title("Risk-coverage")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
-    return fig
+    return shown
 
 
 def trust_context(
