@@ -52,7 +52,8 @@ SCHEDULES: tuple[str, ...] = get_args(Schedule)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 XLA: tuple[str, ...] = get_args(Xla)
 
-# Ranges that several fields share. Strict types: a flag is not a number, nor a number a flag.
+# What each field accepts, named once (the API reference lists them). Strict types: a flag is not a
+# number, nor a number a flag; an int is taken where a float belongs.
 Positive = Annotated[StrictInt, Field(ge=1)]
 Count = Annotated[StrictInt, Field(ge=0)]
 NonNegative = Annotated[StrictFloat, Field(ge=0)]
@@ -158,8 +159,8 @@ class TrainConfig:
     schedule: Schedule = "cosine"  # decays to 0 by the last epoch; no plateau heuristics to tune
     warmup_epochs: NonNegative = 1.0  # linear warm-up keeps Adam's first, badly-estimated steps small
     weight_decay: NonNegative = 0.0  # the original used none; decoupled (AdamW-style) when > 0
-    # Class weights over balanced sampling and logit_adjust, by measurement: the same mean recall as
-    # either, fewer needless alarms on nv than balanced sampling, better df recall (docs/training.md).
+    # Class weights by measurement: balanced sampling and logit_adjust reach no better mean recall, the
+    # figure this tool ranks by (docs/training.md).
     imbalance: Imbalance = "class_weight"  # nv is 2/3 of the images; weighting the loss evens the classes out
     # Early stopping counts epochs without a better val balanced accuracy, in the schedule's second half
     # only (early epochs swing with the high learning rate). Off by default: with cosine decay to zero
