@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, get_args
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -27,7 +27,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from skinpamper.errors import ImageError, ImageTooLargeError
 
 Fit = Literal["squash", "crop", "pad"]
-FITS: tuple[str, ...] = ("squash", "crop", "pad")
+FITS: tuple[str, ...] = get_args(Fit)
 # Far above any dermoscopy photo (a 24 MP camera is 24e6) and far below a decompression bomb.
 MAX_PIXELS = 40_000_000
 # What Pillow raises for malformed data (found by fuzzing; not only OSError): a truncated IHDR chunk

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal, get_args
 
 from skinpamper.data import cache
 from skinpamper.data.dataset import Dataset
@@ -31,7 +32,8 @@ from skinpamper.errors import DataError
 from skinpamper.imaging import FITS, Fit
 from skinpamper.paths import cache_dir
 
-FORMATS = ("auto", "hmnist", "jpeg", "dermamnist", "labelled", "folders")
+Format = Literal["auto", "hmnist", "jpeg", "dermamnist", "labelled", "folders"]
+FORMATS: tuple[str, ...] = get_args(Format)
 DEFAULT_SIZE = 28
 
 

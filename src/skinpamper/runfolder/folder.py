@@ -23,7 +23,7 @@ from skinpamper import __version__
 from skinpamper.atomic import replace_into, sweep_temporaries, write_json_atomic, write_text_atomic
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import Split
-from skinpamper.errors import ConfigError
+from skinpamper.errors import ConfigError, describe
 from skinpamper.runfolder.files import (
     ABSTENTION,
     BEST_MODEL,
@@ -43,7 +43,7 @@ from skinpamper.runfolder.files import (
     STATE,
 )
 from skinpamper.runfolder.migrations import FORMAT_VERSION, migrate
-from skinpamper.runfolder.schemas import describe, validate
+from skinpamper.runfolder.schemas import validate
 from skinpamper.runfolder.state import RunState
 from skinpamper.scoring.abstention import Abstention
 from skinpamper.scoring.dermoscopy import DermoscopyDetector

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from skinpamper.imaging import FITS
+from skinpamper.imaging import Fit
 from skinpamper.runfolder.files import (
     CALIBRATION,
     CONFIG,
@@ -48,7 +48,7 @@ class RunInfo(_Closed):
 class ConfigRecord(_Open):
     model: str
     image_size: Annotated[int, Field(gt=0)]
-    fit: Literal[FITS]  # type: ignore[valid-type]
+    fit: Fit
     colour_constancy: bool
     data_path: str | None = None
     data_path_given: str | None = None
@@ -157,13 +157,3 @@ def validate(name: str, data: dict[str, Any]) -> dict[str, Any]:
     """`data` checked against `name`'s schema, as plain JSON again (the keys it had, values checked);
     raises ValidationError."""
     return SCHEMAS[name].model_validate(data).model_dump(exclude_unset=True)
-
-
-def describe(error: ValidationError) -> str:
-    """The first problems of a ValidationError on one line: `field.path: what is wrong`."""
-    problems = [
-        f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg'][0].lower()}{e['msg'][1:]}"
-        for e in error.errors()[:3]
-    ]
-    more = error.error_count() - len(problems)
-    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
