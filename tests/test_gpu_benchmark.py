@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

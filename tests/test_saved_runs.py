@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from skinpamper.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0_1"

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import skinpamper
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError
 from synthetic import tiny_dataset

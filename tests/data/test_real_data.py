@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import REAL_DATA
+from helpers import REAL_DATA
 from skinpamper.data.check import check_dataset
 from skinpamper.data.load import load_dataset
 from skinpamper.data.splits import shared_lesions, split_dataset

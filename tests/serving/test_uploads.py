@@ -27,8 +27,6 @@ from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings, load_settings
 from skinpamper.serving.service.uploads import read_uploads
 
-pytest_plugins = ["service_fixtures"]
-
 HEALTHZ_LIMIT = 0.1  # seconds: probes must not wait behind any upload
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from service_helpers import encode, photo
 from skinpamper.cli import main
 from skinpamper.data.load import load_dataset

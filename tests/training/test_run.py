@@ -244,7 +244,7 @@ def test_an_old_run_with_a_relative_data_path_works_where_it_resolves(
         run.data_path()
 
 
-def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, tmp_path: Path) -> None:
+def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, trained_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     before = {path.name: path.read_bytes() for path in run.iterdir()}
@@ -255,7 +255,7 @@ def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, tmp_path: Path)
         result = CliRunner().invoke(main, ["evaluate", str(run), "--out", str(out), "--bootstrap", "0"])
         assert result.exit_code == 1 and result.output.startswith(f"Error: {out}: holds a training run")
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
-    beside = CliRunner().invoke(main, ["predict", str(run), str(trained_run.parent / "ham"), "--no-tta"])
+    beside = CliRunner().invoke(main, ["predict", str(run), str(trained_data), "--no-tta"])
     assert beside.exit_code == 0, beside.output  # the run still predicts
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import REAL_DATA
+from helpers import REAL_DATA
 from skinpamper.imaging import fit_square
 from skinpamper.scoring.ood import fit_threshold
 from skinpamper.scoring.shifts import dark_rim
