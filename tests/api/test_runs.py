@@ -72,6 +72,7 @@ def test_members_must_be_at_least_one(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_ensemble_trains_on_the_split_given(tmp_path: Path) -> None:
     dataset = tiny_dataset()
     parts = skinpamper.split(dataset, seed=7)

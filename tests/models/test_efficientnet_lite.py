@@ -46,7 +46,7 @@ def test_imagenet_head_names_known_pictures(name: str) -> None:
         assert BUILDINGS & set(_top5(model, china))
 
 
-@pytest.mark.parametrize("size", [224, 128])
+@pytest.mark.parametrize("size", [pytest.param(224, marks=pytest.mark.slow), 128])  # 224: ImageNet's size
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_logits_match_the_reference_implementation(name: str, size: int) -> None:
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (scripts/test adds its CPU wheel)")

@@ -23,6 +23,8 @@ from skinpamper.training.ensemble import make_ensemble, train_ensemble
 from skinpamper.training.run import Run
 from synthetic import tiny_dataset
 
+pytestmark = pytest.mark.slow  # three CLI trainings, then ensembles of them
+
 MEMBER = (
     "--model",
     "compact_cnn",

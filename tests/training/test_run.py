@@ -114,8 +114,21 @@ def assert_clean(result: Result, damaged: Path) -> None:
     assert lines[0].startswith("Error: ") and damaged.name in lines[0], lines[0]
 
 
-def cases() -> list[tuple[str, str, str]]:
-    return [(c, name, kind) for c, names in READS.items() for name in sorted(names) for kind in DAMAGE]
+# evaluate scores the test split and resume re-scores the run: seconds a case, so slow (`-m "not slow"`).
+SLOW_COMMANDS = {"evaluate", "resume"}
+
+
+def _marks(command: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if command in SLOW_COMMANDS else []
+
+
+def cases() -> list[object]:
+    return [
+        pytest.param(c, name, kind, marks=_marks(c))
+        for c, names in READS.items()
+        for name in sorted(names)
+        for kind in DAMAGE
+    ]
 
 
 @pytest.mark.parametrize(("command", "name", "kind"), cases())
@@ -134,7 +147,7 @@ def test_a_damaged_file_is_one_line_naming_it(
     assert_clean(run_command(command_args(command, run, image, tmp_path), monkeypatch), run / name)
 
 
-@pytest.mark.parametrize("command", sorted(READS))
+@pytest.mark.parametrize("command", [pytest.param(c, marks=_marks(c)) for c in sorted(READS)])
 def test_files_a_command_does_not_read_cannot_stop_it(
     trained_run: Path, image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
