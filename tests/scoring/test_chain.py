@@ -155,7 +155,9 @@ def _assert_same(doors: dict[str, pd.DataFrame], reference: pd.DataFrame, atol: 
         assert door["status"].tolist() == reference["status"].tolist(), name
 
 
-@pytest.mark.parametrize("tta", [True, False], ids=["tta", "no-tta"])
+@pytest.mark.parametrize(
+    "tta", [pytest.param(True, marks=pytest.mark.slow), False], ids=["tta", "no-tta"]
+)  # with TTA every door scores 8 views of each image
 def test_every_door_gives_the_same_probabilities_and_statuses(
     trained_run: Path, trained_data: Path, onnx_model: Path, tta: bool, tmp_path: Path
 ) -> None:

@@ -25,6 +25,7 @@ from skinpamper.serving.predict import Predictor
 from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings
 
+pytestmark = pytest.mark.slow  # each module starts Chromium and a server
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless as root in a sandbox with no network: no zygote sandbox, no GPU, no calls home.
 CHROMIUM_ARGS = [
