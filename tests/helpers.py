@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from skinpamper.classes import CODES, HMNIST_CODES
@@ -65,3 +66,17 @@ def write_ham_folder(folder: Path) -> Path:
         part.mkdir(exist_ok=True)
         Image.fromarray(photo).save(part / f"ISIC_{i:07d}.jpg", quality=95)
     return folder
+
+
+def every_model() -> list[object]:
+    """Every registered model as a test parameter. The ImageNet backbones other than the default take
+    seconds each to build and step, so their cases are marked slow; the quick set keeps the default
+    and the small scratch models."""
+    from skinpamper.models import get_model_info, list_models  # imports Keras
+    from skinpamper.training.config import DEFAULT_MODEL
+
+    def marks(name: str) -> list[pytest.MarkDecorator]:
+        backbone = get_model_info(name).weights is not None and name != DEFAULT_MODEL
+        return [pytest.mark.slow] if backbone else []
+
+    return [pytest.param(name, marks=marks(name)) for name in list_models()]

@@ -29,6 +29,7 @@ def notebook_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[skinpamper.T
     return run, dataset
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_with_its_report_and_model_card(notebook_run) -> None:
     run, dataset = notebook_run
     assert isinstance(run, skinpamper.TrainedRun)
@@ -41,6 +42,7 @@ def test_train_writes_a_run_with_its_report_and_model_card(notebook_run) -> None
     assert "test balanced accuracy" in repr(run)
 
 
+@pytest.mark.slow
 def test_trained_run_figures_show_its_own_figures(notebook_run) -> None:
     run, _ = notebook_run
     test = run.metrics["test"]

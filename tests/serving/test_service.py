@@ -283,6 +283,7 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(predictor: Pre
     assert response.json()["detail"] == "no body bytes for 0.3 s; send the request again"
 
 
+@pytest.mark.slow
 def test_serve_command_refuses_bad_settings_before_listening(onnx_model: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "skinpamper", "serve", str(onnx_model), "--port", "1"],
@@ -295,6 +296,7 @@ def test_serve_command_refuses_bad_settings_before_listening(onnx_model: Path) -
     assert done.stderr.strip().splitlines()[-1].startswith("Error: SKINPAMPER_SERVE_MAX_INFERENCES='0': ")
 
 
+@pytest.mark.slow
 def test_service_runs_without_keras(onnx_model: Path, jpeg_bytes: bytes, tmp_path: Path) -> None:
     image = tmp_path / "a.jpg"
     image.write_bytes(jpeg_bytes)

@@ -43,6 +43,7 @@ def assert_same_answer(cli_out: Path, api_out: Path) -> None:
     np.testing.assert_allclose(rows[0][probs].to_numpy(), rows[1][probs].to_numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_runs_own_data_is_scored_on_its_test_split_at_either_door(
     trained_run: Path, trained_data: Path, tmp_path: Path
 ) -> None:
