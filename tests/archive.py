@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from conftest import make_images
+from helpers import make_images
 from skinpamper.classes import CODES
 from skinpamper.scoring.metadata_model import PatientInfo
 from skinpamper.serving.batch import Patients

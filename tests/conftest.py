@@ -1,4 +1,8 @@
-"""Tiny fixtures in every real HAM10000 format, made by the tests themselves (no network, no shared data)."""
+"""Fixtures and hooks only: tiny data in every real HAM10000 format, made by the tests themselves (no
+network, no shared data), and the one trained run that the CLI, API, report and service tests share.
+
+The plain helpers these use are in helpers.py; import them from there, never from this file.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinpamper.classes import CODES, HMNIST_CODES
-
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
-# Twelve images per class; the first lesion of each class photographed twice: 84 images, 77 lesions.
-DX = [code for code in CODES for _ in range(12)]
-LESIONS = [f"HAM_{i // 12:07d}" if i % 12 < 2 else f"HAM_{i:07d}x" for i in range(len(DX))]
+from helpers import DATA_USER, make_images, write_ham_folder
+from skinpamper.classes import CODES
 
 
 @pytest.fixture(autouse=True)
@@ -23,70 +23,28 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("SKINPAMPER_HOME", str(tmp_path_factory.mktemp("home")))
 
 
-def make_images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Distinct random RGB images (uint8)."""
-    return np.random.default_rng(seed).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
-
-
-def write_metadata(folder: Path, dx: list[str] = DX, lesions: list[str] = LESIONS) -> pd.DataFrame:
-    meta = pd.DataFrame(
-        {
-            "lesion_id": lesions,
-            "image_id": [f"ISIC_{i:07d}" for i in range(len(dx))],
-            "dx": dx,
-            "dx_type": ["histo" if i % 2 else "follow_up" for i in range(len(dx))],
-            "age": [float(20 + i) if i % 5 else np.nan for i in range(len(dx))],
-            "sex": ["male" if i % 3 else "unknown" for i in range(len(dx))],
-            "localization": ["back" if i % 2 else "face" for i in range(len(dx))],
-        }
-    )
-    meta.to_csv(folder / "HAM10000_metadata.csv", index=False)
-    return meta
-
-
-def write_hmnist(path: Path, images: np.ndarray, dx: list[str], grey: bool = False) -> None:
-    """The Kaggle layout: pixel0000... (RGB interleaved, row-major) then `label` in hmnist codes."""
-    pixels = images.mean(axis=3).round().astype(np.uint8) if grey else images
-    flat = pixels.reshape(len(images), -1)
-    table = pd.DataFrame(flat, columns=[f"pixel{i:04d}" for i in range(flat.shape[1])])
-    table["label"] = [HMNIST_CODES.index(code) for code in dx]
-    table.to_csv(path, index=False)
-
-
-def write_ham_folder(folder: Path) -> Path:
-    """A Kaggle-like HAM10000 folder: metadata, hmnist 8x8 RGB and L CSVs, 20x15 JPEGs in two parts."""
-    folder.mkdir()
-    write_metadata(folder)
-    images = make_images(len(DX), 8, 8)
-    write_hmnist(folder / "hmnist_8_8_RGB.csv", images, DX)
-    write_hmnist(folder / "hmnist_8_8_L.csv", images, DX, grey=True)
-    photos = make_images(len(DX), 15, 20, seed=1)
-    for i, photo in enumerate(photos):
-        part = folder / ("HAM10000_images_part_1" if i < len(DX) // 2 else "HAM10000_images_part_2")
-        part.mkdir(exist_ok=True)
-        Image.fromarray(photo).save(part / f"ISIC_{i:07d}.jpg", quality=95)
-    return folder
-
-
 @pytest.fixture
 def ham_folder(tmp_path: Path) -> Path:
-    """A Kaggle-like HAM10000 folder (see write_ham_folder)."""
+    """A Kaggle-like HAM10000 folder (see helpers.write_ham_folder)."""
     return write_ham_folder(tmp_path / "ham")
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run of the default model (compact_cnn, a single member), 28 px, one epoch, on a HAM10000-like
-    folder; its data folder stays in place.
+    """The one trained run of the session, made by `skinpamper train` as a user makes it: the default
+    model (compact_cnn, a single member), 28 px, one epoch, on a HAM10000-like folder (`trained_data`,
+    which stays in place, in DATA_USER's home so that tests can check no published file names it).
 
-    Shared by the whole session because training is the slow part: tests may read it, never change it.
+    Training is the slow part, so the CLI, API, report and service tests all read this one folder: a
+    test may read it, never change it; one that changes a run works on a copy
+    (`shutil.copytree(trained_run, tmp_path / "run")`).
     """
     from click.testing import CliRunner
 
     from skinpamper.cli import main
 
     root = tmp_path_factory.mktemp("trained")
-    folder = write_ham_folder(root / "ham")
+    folder = write_ham_folder(root / "home" / DATA_USER / "ham")
     args = [
         "train",
         "--data",
@@ -109,6 +67,29 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     assert result.exit_code == 0, result.output
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def trained_data(trained_run: Path) -> Path:
+    """The HAM10000-like folder `trained_run` was trained on (read it, never change it)."""
+    return trained_run.parent / "home" / DATA_USER / "ham"
+
+
+@pytest.fixture(scope="session")
+def onnx_model(trained_run: Path) -> Path:
+    """`trained_run`'s ONNX export, through the CLI as a user makes it; written beside the run, not into
+    it, so that the run folder stays exactly as training left it."""
+    from click.testing import CliRunner
+
+    from skinpamper.cli import main
+
+    out = trained_run.parent / "export" / "model.onnx"
+    out.parent.mkdir()
+    result = CliRunner().invoke(
+        main, ["export", str(trained_run), "--format", "onnx", "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return out
 
 
 @pytest.fixture

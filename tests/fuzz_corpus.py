@@ -14,7 +14,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from conftest import make_images
+from helpers import make_images
 
 SEED = 16
 ORIENTATION = 0x0112  # the EXIF tag

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from conftest import make_images
+from helpers import make_images
 from skinpamper.scoring.abstention import Abstention
 from skinpamper.serving.predict import Predictor
 

@@ -72,6 +72,7 @@ def test_explore_writes_page(ham_folder: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "explore").glob("*.png"))) >= 5
 
 
+@pytest.mark.slow
 def test_a_scratch_model_by_default_averages_three_members_without_colour_constancy(
     ham_folder: Path, tmp_path: Path
 ) -> None:
@@ -104,6 +105,7 @@ def test_width_flag_reaches_the_model_check(ham_folder: Path, tmp_path: Path) ->
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_colour_constancy_puts_the_layer_in_front_of_the_model(ham_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = (
@@ -142,6 +144,7 @@ def test_models_lists_each_with_its_sizes_and_weights() -> None:
     assert rows["efficientnet_b0"][5] == "download"
 
 
+@pytest.mark.slow
 def test_kill_dash_9_then_resume_keeps_finished_epochs(ham_folder: Path, tmp_path: Path) -> None:
     """A run killed with SIGKILL mid-training continues from its last finished epoch."""
     import json
@@ -218,6 +221,7 @@ def test_an_image_size_the_model_cannot_take_is_refused_before_anything_is_writt
     )
 
 
+@pytest.mark.slow
 def test_commands_that_load_tensorflow_print_only_their_own_lines(tmp_path: Path) -> None:
     # train imports Keras (and so TensorFlow) before it reads the data: a missing folder is one line.
     done = subprocess.run(

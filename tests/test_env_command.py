@@ -76,6 +76,7 @@ def test_env_json_holds_the_versions_environment_json_records(offline_keras_home
     }
 
 
+@pytest.mark.slow
 def test_env_splits_the_cpu_as_training_would(tmp_path: Path) -> None:
     """In a fresh process, as a user runs it: SKINPAMPER_CPU_DEVICES=2 shows two logical CPUs."""
     import os

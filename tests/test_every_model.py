@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from service_helpers import encode, photo
 from skinpamper.cli import main
 from skinpamper.models import get_model_info, list_models

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write_ham_folder
+import pytest
+
+from helpers import write_ham_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_trains_within_its_budget_and_prints_a_row(tmp_path: Path) -> None:
     data = write_ham_folder(tmp_path / "ham")
     tiny = ["--sizes", "32", "--models", "patch_cnn", "--epochs", "3", "--minutes", "0", "--batch-size", "16"]

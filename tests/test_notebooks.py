@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import REAL_DATA
+from helpers import REAL_DATA
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -30,6 +30,7 @@ def test_notebooks_are_committed_without_outputs(path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real HAM10000 data not found at {REAL_DATA}")
 def test_quickstart_runs_top_to_bottom_on_the_real_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

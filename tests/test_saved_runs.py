@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from skinpamper.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0_1"
@@ -59,7 +59,7 @@ def _predict_in_a_fresh_process(target: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("kind", ["keras", "onnx"])
+@pytest.mark.parametrize("kind", [pytest.param("keras", marks=pytest.mark.slow), "onnx"])  # keras: seconds
 def test_an_old_run_predicts_as_it_did(old_run: Path, kind: str) -> None:
     expected = json.loads((FIXTURE / "expected.json").read_text())
     result = _predict_in_a_fresh_process(old_run if kind == "keras" else old_run / "model.onnx")
@@ -68,6 +68,7 @@ def test_an_old_run_predicts_as_it_did(old_run: Path, kind: str) -> None:
     assert result["status"] == ["unchecked"] * 3  # saved before OOD detection
 
 
+@pytest.mark.slow
 def test_todays_run_predicts_as_it_did(todays_run: Path) -> None:
     expected = json.loads((TODAY / "expected.json").read_text())
     result = _predict_in_a_fresh_process(todays_run)
@@ -76,6 +77,7 @@ def test_todays_run_predicts_as_it_did(todays_run: Path) -> None:
     assert result["status"] == expected["status"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", [FIXTURE, TODAY], ids=lambda p: p.name)
 def test_a_saved_run_evaluates(fixture: Path, tmp_path: Path) -> None:
     # The same images, ids and labels it was trained on, moved to where this machine keeps them;
@@ -126,6 +128,7 @@ def test_a_saved_run_is_format_0_and_reads_as_the_current_format(fixture: Path) 
     assert len(run.history()) == run.state().epoch
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_old_run_fits_its_ood_detector(old_run: Path, tmp_path: Path) -> None:
     from skinpamper.data.load import load_dataset
     from skinpamper.serving.predict import Predictor

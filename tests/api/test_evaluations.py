@@ -49,8 +49,10 @@ def test_figures_come_from_the_evaluation(result) -> None:
     assert result.plot_per_class_recall(ax=right) is right and right.get_legend() is not None
 
 
-def test_the_dataset_trained_on_is_scored_on_its_test_split(trained_run: Path, result) -> None:
-    dataset = skinpamper.load_dataset(trained_run.parent / "ham", image_size=28, progress=False)
+def test_the_dataset_trained_on_is_scored_on_its_test_split(
+    trained_run: Path, trained_data: Path, result
+) -> None:
+    dataset = skinpamper.load_dataset(trained_data, image_size=28, progress=False)
     again = skinpamper.evaluate(trained_run, dataset, tta=False, bootstrap=0, explain=False)
     assert again.evaluation.part == "test" and again.evaluation.image_ids == result.evaluation.image_ids
     trained_on = json.loads((trained_run / "split.json").read_text())["train"][:5]

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import skinpamper
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from skinpamper.classes import CODES
 from skinpamper.errors import ConfigError
 from synthetic import tiny_dataset
@@ -29,6 +29,7 @@ def notebook_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[skinpamper.T
     return run, dataset
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_with_its_report_and_model_card(notebook_run) -> None:
     run, dataset = notebook_run
     assert isinstance(run, skinpamper.TrainedRun)
@@ -41,6 +42,7 @@ def test_train_writes_a_run_with_its_report_and_model_card(notebook_run) -> None
     assert "test balanced accuracy" in repr(run)
 
 
+@pytest.mark.slow
 def test_trained_run_figures_show_its_own_figures(notebook_run) -> None:
     run, _ = notebook_run
     test = run.metrics["test"]
@@ -76,6 +78,7 @@ def test_members_must_be_at_least_one(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_ensemble_trains_on_the_split_given(tmp_path: Path) -> None:
     dataset = tiny_dataset()
     parts = skinpamper.split(dataset, seed=7)

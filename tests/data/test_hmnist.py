@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DX, make_images
+from helpers import DX, make_images
 from skinpamper.classes import CODES
 from skinpamper.data.hmnist import read_hmnist
 from skinpamper.errors import DataError

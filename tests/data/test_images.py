@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import DX
+from helpers import DX
 from skinpamper.classes import CODES
 from skinpamper.data.images import read_class_folders, read_ham_images, read_labelled
 from skinpamper.errors import DataError, ImageError

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DX
+from helpers import DX
 from skinpamper.data import load as load_module
 from skinpamper.data.load import detect_format, load_dataset
 from skinpamper.data.metadata import read_metadata

@@ -2,14 +2,18 @@
 
 import pytest
 
-from conftest import REAL_DATA
+from helpers import REAL_DATA
 from skinpamper.data.check import check_dataset
 from skinpamper.data.load import load_dataset
 from skinpamper.data.splits import shared_lesions, split_dataset
 
-pytestmark = pytest.mark.skipif(
-    not (REAL_DATA / "hmnist_28_28_RGB.csv").is_file(), reason=f"real HAM10000 data not found at {REAL_DATA}"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (REAL_DATA / "hmnist_28_28_RGB.csv").is_file(),
+        reason=f"real HAM10000 data not found at {REAL_DATA}",
+    ),
+    pytest.mark.slow,  # the whole dataset: seconds
+]
 
 
 def test_real_hmnist_counts_and_clean_split() -> None:

@@ -107,7 +107,7 @@ def test_evaluation_carries_images_and_their_gradcam_maps(trained_run: Path, ham
 
 
 def test_metadata_scores_the_calibrated_probabilities_times_the_evidence(
-    trained_run: Path, labelled_folder: Path, tmp_path: Path
+    trained_run: Path, trained_data: Path, labelled_folder: Path, tmp_path: Path
 ) -> None:
     from skinpamper.scoring.calibration import apply_temperature
     from skinpamper.scoring.metadata_model import fuse
@@ -116,7 +116,7 @@ def test_metadata_scores_the_calibrated_probabilities_times_the_evidence(
     run = Run.open(trained_run)
     model = run.metadata_model()
     assert model is not None  # the fixture's metadata records age, sex and site
-    dataset = load_dataset(trained_run.parent / "ham", size=28)
+    dataset = load_dataset(trained_data, size=28)
     evaluation = evaluate(trained_run, dataset, tta=True, n_boot=0, explain=False)
     test = dataset.subset(run.split(dataset).test)
     evidence = model.log_likelihood(test.meta, "test")

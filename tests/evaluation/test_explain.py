@@ -6,8 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import every_model
 from skinpamper.evaluation.explain import find_feature_layer, gradcam, overlay_heatmap
-from skinpamper.models import create_model, get_model_info, list_models
+from skinpamper.models import create_model, get_model_info
 
 APPLICATION_MIN_SIZE = 32  # keras.applications refuses smaller inputs; small inputs keep the test fast
 
@@ -16,7 +17,7 @@ def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", every_model())
 def test_every_registered_model_gives_finite_maps_in_unit_range(name: str) -> None:
     size = min(get_model_info(name).default_size, APPLICATION_MIN_SIZE)
     model = create_model(name, image_size=size, pretrained=False)

@@ -27,6 +27,14 @@ MILITARY_UNIFORM, DAISY = 652, 985
 BUILDINGS = {442, 483, 663, 698, 832}  # bell cote, castle, monastery, palace, stupa
 
 
+def _variants() -> list[object]:
+    """Every variant; the quick set checks the default one (lite0), the others repeat it (slow)."""
+    return [
+        pytest.param(n, marks=[] if n == "efficientnet_lite0" else [pytest.mark.slow])
+        for n in sorted(VARIANTS)
+    ]
+
+
 def _picture(image: Image.Image, size: int = 224) -> np.ndarray:
     return np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC), np.float32)[None]
 
@@ -35,7 +43,7 @@ def _top5(model: keras.Model, image: Image.Image) -> list[int]:
     return list(np.argsort(model.predict(_picture(image), verbose=0)[0])[::-1][:5])
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("name", _variants())
 def test_imagenet_head_names_known_pictures(name: str) -> None:
     model = imagenet_classifier(name, 224)
     with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as portrait:
@@ -46,8 +54,8 @@ def test_imagenet_head_names_known_pictures(name: str) -> None:
         assert BUILDINGS & set(_top5(model, china))
 
 
-@pytest.mark.parametrize("size", [224, 128])
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("size", [pytest.param(224, marks=pytest.mark.slow), 128])  # 224: ImageNet's size
+@pytest.mark.parametrize("name", _variants())
 def test_logits_match_the_reference_implementation(name: str, size: int) -> None:
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (scripts/test adds its CPU wheel)")
     reference = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch missing")

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import every_model
 from skinpamper.errors import ConfigError
 from skinpamper.models import applications, create_model, get_model_info, list_models
 
@@ -28,7 +29,7 @@ SEED_TABLE = [
 ]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", every_model())
 def test_model_builds_and_takes_a_training_step(name: str) -> None:
     info = get_model_info(name)
     size = min(info.default_size, SMALL)

@@ -36,9 +36,11 @@ def _headings(html: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def report(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Evaluation]:
+def report(
+    trained_run: Path, trained_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, str, Evaluation]:
     """The page and summary of the trained run on its own test split, with TTA."""
-    dataset = load_dataset(trained_run.parent / "ham", size=28)
+    dataset = load_dataset(trained_data, size=28)
     evaluation = evaluate(trained_run, dataset, tta=True, n_boot=20)
     html_path, summary_path = write_evaluation_report(evaluation, tmp_path_factory.mktemp("report"))
     return html_path.read_text(encoding="utf-8"), summary_path.read_text(encoding="utf-8"), evaluation

@@ -27,7 +27,6 @@ SECTIONS = (  # Mitchell et al. 2019, plus how the model treats images unlike it
     "## Ethical considerations and caveats",
     "## Not a diagnosis",
 )
-pytest_plugins = ["service_fixtures"]
 OLD_RUN = Path(__file__).parents[1] / "fixtures" / "run_v0_1"
 
 
@@ -76,13 +75,13 @@ def test_an_old_run_says_what_it_lacks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["run", "onnx"])
-def test_the_service_serves_the_card(served_run: Path, onnx_model: Path, kind: str) -> None:
+def test_the_service_serves_the_card(trained_run: Path, onnx_model: Path, kind: str) -> None:
     from fastapi.testclient import TestClient
 
     from skinpamper.serving.predict import Predictor
     from skinpamper.serving.service.app import create_app
 
-    predictor = Predictor.load(served_run if kind == "run" else onnx_model)
+    predictor = Predictor.load(trained_run if kind == "run" else onnx_model)
     with TestClient(create_app(predictor)) as client:
         response = client.get("/v1/model/card")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/markdown")
@@ -102,21 +101,21 @@ def test_an_export_without_a_card_answers_404() -> None:
 
 
 @pytest.mark.parametrize("kind", ["run", "onnx"])
-def test_nothing_published_names_the_data_folder(served_run: Path, onnx_model: Path, kind: str) -> None:
+def test_nothing_published_names_the_data_folder(trained_run: Path, onnx_model: Path, kind: str) -> None:
     """The card, the ONNX file and every GET route name the dataset by its name and digest, never by
     the folders it lay in (which would publish the user's name)."""
     import onnx
     from fastapi.testclient import TestClient
 
-    from service_fixtures import DATA_USER
+    from helpers import DATA_USER
     from skinpamper.serving.predict import Predictor
     from skinpamper.serving.service.app import create_app
 
-    local = str(served_run.parent)  # the temporary tree: the data folder and the user's home in it
-    published = {"model_card.md": (served_run / "model_card.md").read_text(encoding="utf-8")}
+    local = str(trained_run.parent)  # the temporary tree: the data folder and the user's home in it
+    published = {"model_card.md": (trained_run / "model_card.md").read_text(encoding="utf-8")}
     published |= {f"onnx {p.key}": p.value for p in onnx.load(str(onnx_model)).metadata_props}
     published["model.onnx bytes"] = onnx_model.read_bytes().decode("latin-1")
-    app = create_app(Predictor.load(served_run if kind == "run" else onnx_model))
+    app = create_app(Predictor.load(trained_run if kind == "run" else onnx_model))
     try:  # FastAPI 0.137+ keeps each included APIRouter as one node of app.routes; this expands them
         from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI copies their routes into app.routes
@@ -128,6 +127,6 @@ def test_nothing_published_names_the_data_folder(served_run: Path, onnx_model: P
         published |= {route: client.get(route).text for route in routes}
     for where, text in published.items():
         assert local not in text and DATA_USER not in text, where
-    digest = json.loads((served_run / "dataset.json").read_text())["digest"]
+    digest = json.loads((trained_run / "dataset.json").read_text())["digest"]
     assert f"images from `ham` (content digest `{digest}`)" in published["model_card.md"]
     assert digest in published["/v1/model/card"] and digest.startswith("sha256:")

@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from service_fixtures import DATA_USER
 from skinpamper.classes import CODES
 from skinpamper.cli import main
 from skinpamper.scoring.abstention import Abstention, ConfidenceChoice
@@ -21,8 +20,6 @@ from skinpamper.serving.export import PARITY_LIMIT
 from skinpamper.serving.predict import Predictor
 from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings
-
-pytest_plugins = ["service_fixtures"]
 
 PROBS = [f"p_{code}" for code in CODES]
 FUSED = [f"m_{code}" for code in CODES]  # with the patient's age, sex and site
@@ -158,21 +155,22 @@ def _assert_same(doors: dict[str, pd.DataFrame], reference: pd.DataFrame, atol: 
         assert door["status"].tolist() == reference["status"].tolist(), name
 
 
-@pytest.mark.parametrize("tta", [True, False], ids=["tta", "no-tta"])
+@pytest.mark.parametrize(
+    "tta", [pytest.param(True, marks=pytest.mark.slow), False], ids=["tta", "no-tta"]
+)  # with TTA every door scores 8 views of each image
 def test_every_door_gives_the_same_probabilities_and_statuses(
-    served_run: Path, onnx_model: Path, tta: bool, tmp_path: Path
+    trained_run: Path, trained_data: Path, onnx_model: Path, tta: bool, tmp_path: Path
 ) -> None:
-    data = served_run.parent / "home" / DATA_USER / "ham"
-    meta_csv = data / "HAM10000_metadata.csv"
-    test_ids = json.loads((served_run / "split.json").read_text())["test"]
-    paths = [data / "HAM10000_images_part_1" / f"{i}.jpg" for i in test_ids]
-    evaluated = _evaluate_door(served_run, tta, tmp_path / "evaluation")
+    meta_csv = trained_data / "HAM10000_metadata.csv"
+    test_ids = json.loads((trained_run / "split.json").read_text())["test"]
+    paths = [next(trained_data.rglob(f"{i}.jpg")) for i in test_ids]
+    evaluated = _evaluate_door(trained_run, tta, tmp_path / "evaluation")
     assert evaluated.index.tolist() == test_ids
     # the metadata moves some images, so the fused columns test the metadata step, not a copy of p_
     assert np.abs(evaluated[FUSED].to_numpy() - evaluated[PROBS].to_numpy()).max() > 1e-3
     for backend in ("keras", "onnx"):
         (tmp_path / backend).mkdir()
-    keras_doors = _doors(served_run, paths, meta_csv, tta, tmp_path / "keras")
+    keras_doors = _doors(trained_run, paths, meta_csv, tta, tmp_path / "keras")
     # predictions.csv holds 6 decimals: the Keras doors agree with it, and each other, to 1e-6
     _assert_same(keras_doors, evaluated, atol=1e-6)
     onnx_doors = _doors(onnx_model, paths, meta_csv, tta, tmp_path / "onnx")

@@ -20,7 +20,7 @@ from skinpamper.serving import batch
 from skinpamper.serving.batch import decode_batch, score_files, stream_predictions
 from skinpamper.serving.predict import Predictor
 
-pytest_plugins = ["batch_fixtures", "service_fixtures"]
+pytest_plugins = ["batch_fixtures"]
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,7 @@ from skinpamper.serving.predict import Predictor
 from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings
 
-pytest_plugins = ["service_fixtures"]
-
+pytestmark = pytest.mark.slow  # each module starts Chromium and a server
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless as root in a sandbox with no network: no zygote sandbox, no GPU, no calls home.
 CHROMIUM_ARGS = [
@@ -104,9 +103,9 @@ def test_choose_an_image_and_see_the_bars_at_phone_width(
         phone_page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
 
 
-def test_drop_an_image_and_see_the_gradcam_overlay(phone_page, served_run: Path) -> None:
+def test_drop_an_image_and_see_the_gradcam_overlay(phone_page, trained_run: Path) -> None:
     png = encode(photo(seed=7).convert("RGBA"), "PNG")
-    with serving(answering(Predictor.load(served_run))) as url:
+    with serving(answering(Predictor.load(trained_run))) as url:
         phone_page.goto(url)
         phone_page.evaluate(
             """(b64) => {
@@ -168,10 +167,10 @@ def test_patient_fields_are_sent_with_the_image(phone_page, onnx_model: Path, tm
 
 
 def test_patient_fields_stay_hidden_for_a_model_without_metadata(
-    phone_page, served_run: Path, tmp_path: Path
+    phone_page, trained_run: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    shutil.copytree(served_run, run)
+    shutil.copytree(trained_run, run)
     (run / "metadata_model.json").unlink()
     with serving(Predictor.load(run)) as url:
         phone_page.goto(url)

@@ -26,8 +26,6 @@ from skinpamper.serving.predict import ONNX_METADATA_KEY, ModelCard, Predictor
 from skinpamper.serving.rows import prediction_row, row_columns
 from skinpamper.training.run import Run
 
-pytest_plugins = ["service_fixtures"]
-
 # Modes a user's files come in; each must give the prediction of its 8-bit RGB equivalent.
 MODES = {
     "rgb_jpeg": lambda im: encode(im, "JPEG", quality=95),
@@ -42,8 +40,8 @@ MODES = {
 
 
 @pytest.fixture(scope="module")
-def keras_predictor(served_run: Path) -> Predictor:
-    return Predictor.load(served_run)
+def keras_predictor(trained_run: Path) -> Predictor:
+    return Predictor.load(trained_run)
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +51,16 @@ def onnx_predictor(onnx_model: Path) -> Predictor:
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_any_mode_is_preprocessed_as_in_training_and_both_backends_agree(
-    mode: str, keras_predictor: Predictor, onnx_predictor: Predictor, served_run: Path
+    mode: str, keras_predictor: Predictor, onnx_predictor: Predictor, trained_run: Path
 ) -> None:
     data = MODES[mode](photo())
-    config = Run.open(served_run).config()
-    model = Run.open(served_run).load_model()
+    config = Run.open(trained_run).config()
+    model = Run.open(trained_run).load_model()
     # What training would have fed the model for this file, then the run's temperature.
     expected = np.asarray(
         model.predict_on_batch(load_image(data, config.image_size, config.fit)[None].astype("f4"))
     )
-    expected = apply_temperature(expected, Run.open(served_run).temperature())
+    expected = apply_temperature(expected, Run.open(trained_run).temperature())
     for predictor in (keras_predictor, onnx_predictor):
         (prediction,) = predictor.predict([data], names=[f"x.{mode}"])
         assert prediction.image == f"x.{mode}" and prediction.calibrated and not prediction.tta
@@ -105,15 +103,15 @@ def test_tta_makes_predictions_invariant_to_rotation_and_flip(onnx_model: Path) 
     assert not np.allclose(without[1].probabilities, without[0].probabilities, atol=1e-5)
 
 
-def test_a_run_without_calibration_gives_raw_probabilities(served_run: Path, tmp_path: Path) -> None:
-    copy = shutil.copytree(served_run, tmp_path / "run")
+def test_a_run_without_calibration_gives_raw_probabilities(trained_run: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(trained_run, tmp_path / "run")
     (copy / "calibration.json").unlink()
     data = encode(photo(), "PNG")
     raw = Predictor.load(copy)
     (uncalibrated,) = raw.predict([data])
-    (calibrated,) = Predictor.load(served_run).predict([data])
+    (calibrated,) = Predictor.load(trained_run).predict([data])
     assert not uncalibrated.calibrated and not raw.calibrated
-    temperature = Run.open(served_run).temperature()
+    temperature = Run.open(trained_run).temperature()
     np.testing.assert_allclose(
         apply_temperature(np.array([uncalibrated.probabilities]), temperature)[0],
         calibrated.probabilities,
@@ -229,7 +227,7 @@ def test_cli_with_no_images_says_so(onnx_model: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no .jpg, .jpeg or .png files found" in result.output
 
 
-def test_onnx_prediction_and_cli_need_no_keras(onnx_model: Path, served_run: Path, tmp_path: Path) -> None:
+def test_onnx_prediction_and_cli_need_no_keras(onnx_model: Path, trained_run: Path, tmp_path: Path) -> None:
     image = tmp_path / "a.png"
     photo().save(image)
     done = run_without_keras(
@@ -241,7 +239,7 @@ from skinpamper.serving.predict import Predictor
 (p,) = Predictor.load({str(onnx_model)!r}).predict([open({str(image)!r}, "rb").read()])
 result = CliRunner().invoke(main, ["predict", {str(onnx_model)!r}, {str(image)!r}, "--format", "json"])
 assert result.exit_code == 0, result.output
-refused = CliRunner().invoke(main, ["predict", {str(served_run)!r}, {str(image)!r}])
+refused = CliRunner().invoke(main, ["predict", {str(trained_run)!r}, {str(image)!r}])
 listing = CliRunner().invoke(main, ["models"])
 assert listing.exit_code == 1 and "pip install 'skinpamper[train]'" in listing.output, listing.output
 print(p.top_class, "keras" in sys.modules, "tensorflow" in sys.modules)
@@ -275,13 +273,13 @@ def test_patient_metadata_is_combined_alike_by_both_backends(
 
 
 def test_metadata_the_model_cannot_use_is_refused(
-    onnx_predictor: Predictor, served_run: Path, tmp_path: Path
+    onnx_predictor: Predictor, trained_run: Path, tmp_path: Path
 ) -> None:
     image = encode(photo(seed=4), "PNG")
     with pytest.raises(DataError, match="photo: unknown site 'elbow'; this model knows back, face"):
         onnx_predictor.predict([image], ["photo"], [PatientInfo(site="elbow")])
     without = tmp_path / "run"
-    shutil.copytree(served_run, without)
+    shutil.copytree(trained_run, without)
     (without / "metadata_model.json").unlink()
     predictor = Predictor.load(without)
     assert not predictor.card.uses_metadata

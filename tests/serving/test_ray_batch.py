@@ -17,6 +17,7 @@ from skinpamper.cli import main
 from skinpamper.serving.ray_batch import ray_session, score_with_ray
 
 pytest_plugins = ["batch_fixtures"]
+pytestmark = pytest.mark.slow  # a local Ray cluster starts for the module
 
 
 @pytest.fixture(scope="module", autouse=True)

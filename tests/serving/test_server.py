@@ -15,8 +15,6 @@ import pytest
 from skinpamper.errors import ConfigError
 from skinpamper.serving.service.server import listen
 
-pytest_plugins = ["service_fixtures"]
-
 
 def test_a_port_in_use_is_one_line_and_nothing_claims_to_serve(onnx_model: Path) -> None:
     with socket.socket() as taken:

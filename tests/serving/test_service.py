@@ -36,12 +36,20 @@ from skinpamper.serving.predict import Predictor
 from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings, load_settings
 
-pytest_plugins = ["service_fixtures"]
-
 
 @pytest.fixture(scope="module")
 def predictor(onnx_model: Path) -> Predictor:
     return Predictor.load(onnx_model, threads=1)
+
+
+@pytest.fixture
+def jpeg_bytes() -> bytes:
+    return encode(photo(), "JPEG", quality=95)
+
+
+@pytest.fixture
+def png_rgba_bytes() -> bytes:
+    return encode(photo(seed=6).convert("RGBA"), "PNG")
 
 
 @pytest.fixture
@@ -275,6 +283,7 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(predictor: Pre
     assert response.json()["detail"] == "no body bytes for 0.3 s; send the request again"
 
 
+@pytest.mark.slow
 def test_serve_command_refuses_bad_settings_before_listening(onnx_model: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "skinpamper", "serve", str(onnx_model), "--port", "1"],
@@ -287,6 +296,7 @@ def test_serve_command_refuses_bad_settings_before_listening(onnx_model: Path) -
     assert done.stderr.strip().splitlines()[-1].startswith("Error: SKINPAMPER_SERVE_MAX_INFERENCES='0': ")
 
 
+@pytest.mark.slow
 def test_service_runs_without_keras(onnx_model: Path, jpeg_bytes: bytes, tmp_path: Path) -> None:
     image = tmp_path / "a.jpg"
     image.write_bytes(jpeg_bytes)
@@ -326,8 +336,8 @@ def test_fuzzed_requests_never_cause_a_server_error(predictor: Predictor, mode: 
     call()
 
 
-def test_a_run_folder_adds_the_gradcam_overlay(served_run: Path, jpeg_bytes: bytes) -> None:
-    with TestClient(create_app(Predictor.load(served_run), ServeSettings())) as client:
+def test_a_run_folder_adds_the_gradcam_overlay(trained_run: Path, jpeg_bytes: bytes) -> None:
+    with TestClient(create_app(Predictor.load(trained_run), ServeSettings())) as client:
         assert client.get("/v1/model").json()["gradcam"] is True
         response = client.post("/v1/explain?class=mel", files=files(("lesion.jpg", jpeg_bytes)))
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"

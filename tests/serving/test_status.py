@@ -20,7 +20,6 @@ from skinpamper.scoring.abstention import Abstention
 from skinpamper.serving.predict import Predictor
 from skinpamper.training.run import Run
 
-pytest_plugins = ["service_fixtures"]
 OLD_RUN = Path(__file__).parents[1] / "fixtures" / "run_v0_1"
 
 
@@ -34,18 +33,18 @@ def onnx_predictor(onnx_model: Path) -> Predictor:
 
 
 def test_thresholds_are_stored_in_the_run_and_travel_in_the_export(
-    served_run: Path, onnx_predictor: Predictor
+    trained_run: Path, onnx_predictor: Predictor
 ) -> None:
-    _, rules = Run.open(served_run).abstention()
+    _, rules = Run.open(trained_run).abstention()
     assert Abstention.from_dict(onnx_predictor.card.abstention, "onnx") == rules
-    assert Predictor.load(served_run).abstention == rules == onnx_predictor.abstention
+    assert Predictor.load(trained_run).abstention == rules == onnx_predictor.abstention
 
 
 def test_run_folder_and_onnx_give_the_same_scores_and_statuses(
-    served_run: Path, onnx_predictor: Predictor
+    trained_run: Path, onnx_predictor: Predictor
 ) -> None:
     names = [f"image {i}" for i in range(6)]
-    keras_side = Predictor.load(served_run).predict_arrays(_images(), names)
+    keras_side = Predictor.load(trained_run).predict_arrays(_images(), names)
     onnx_side = onnx_predictor.predict_arrays(_images(), names)
     for k, o in zip(keras_side, onnx_side, strict=True):
         assert k.status == o.status != "unchecked"
@@ -95,10 +94,10 @@ def test_a_model_saved_before_detectors_says_unchecked(tmp_path: Path) -> None:
     assert "status unchecked: this model was saved without an out-of-distribution detector" in result.output
 
 
-def test_cli_shows_the_status_in_every_format(onnx_model: Path, served_run: Path, tmp_path: Path) -> None:
+def test_cli_shows_the_status_in_every_format(onnx_model: Path, trained_run: Path, tmp_path: Path) -> None:
     Image.fromarray(_images(1)[0]).save(tmp_path / "a.png")
     # a copy of the run whose thresholds call everything out of distribution
-    run = shutil.copytree(served_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
+    run = shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
     record = json.loads((run / "abstention.json").read_text())
     refusing = {"ood_threshold": -1.0, "far_ood_threshold": -1.0, "dermoscopy_threshold": -1e9}
     (run / "abstention.json").write_text(json.dumps({**record, **refusing}))
@@ -120,11 +119,11 @@ def test_cli_shows_the_status_in_every_format(onnx_model: Path, served_run: Path
 
 
 def test_unfamiliar_dermoscopy_is_answered_with_its_warning_in_every_output(
-    served_run: Path, tmp_path: Path
+    trained_run: Path, tmp_path: Path
 ) -> None:
     """Distance above the unfamiliar threshold, dermoscopy detector content: answered, warned."""
     Image.fromarray(_images(1)[0]).save(tmp_path / "a.png")
-    run = shutil.copytree(served_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
+    run = shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
     record = json.loads((run / "abstention.json").read_text())
     assert record["dermoscopy_threshold"] is not None  # training fitted the detector
     confident = {k: {**v, "threshold": 0.0} for k, v in record["confidence"].items()}

@@ -27,8 +27,6 @@ from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings, load_settings
 from skinpamper.serving.service.uploads import read_uploads
 
-pytest_plugins = ["service_fixtures"]
-
 HEALTHZ_LIMIT = 0.1  # seconds: probes must not wait behind any upload
 
 
@@ -218,6 +216,7 @@ def split(body: bytes, size: int = 65536) -> list[bytes]:
     return [body[i : i + size] for i in range(0, len(body), size)]
 
 
+@pytest.mark.slow
 def test_hostile_clients_never_stall_the_probes(live: tuple[str, int]) -> None:
     url, _ = live
     requests = hostile_requests()
@@ -253,6 +252,7 @@ def test_hostile_clients_never_stall_the_probes(live: tuple[str, int]) -> None:
     assert len(latencies) > 10 and max(latencies) < HEALTHZ_LIMIT, sorted(latencies)[-5:]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_fuzzed_uploads_never_cause_a_server_error_nor_grow_memory(live: tuple[str, int]) -> None:
     url, pid = live
@@ -276,6 +276,7 @@ def test_fuzzed_uploads_never_cause_a_server_error_nor_grow_memory(live: tuple[s
     assert after - before < 20, f"RSS grew from {before:.0f} to {after:.0f} MiB over {len(corpus)} uploads"
 
 
+@pytest.mark.slow
 def test_memory_comes_back_after_pixel_heavy_requests(live: tuple[str, int]) -> None:
     url, pid = live
     image = encode(Image.new("RGBA", (4000, 4000), (10, 20, 30, 128)), "PNG")  # 16 MP in ~70 KB

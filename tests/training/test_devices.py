@@ -88,6 +88,7 @@ def _largest_difference(a: Path, b: Path) -> float:
     return max(float(np.abs(x - y).max()) for x, y in zip(_weights(a), _weights(b), strict=True))
 
 
+@pytest.mark.slow
 def test_two_replicas_train_the_weights_one_device_trains(runs: dict[str, Path]) -> None:
     assert _largest_difference(runs["one"], runs["two"]) <= TOLERANCE
     # The tolerance is far below what a twice-too-large step does, so it would catch one.
@@ -102,6 +103,7 @@ def test_two_replicas_train_the_weights_one_device_trains(runs: dict[str, Path])
         assert abs(tests[0][key] - tests[1][key]) <= TOLERANCE, key
 
 
+@pytest.mark.slow
 def test_gradients_are_averaged_over_replicas_not_summed() -> None:
     """Adam's steps do not change when every gradient is doubled, so the training test above cannot
     see a sum; one plain SGD step on one batch can."""
@@ -110,6 +112,7 @@ def test_gradients_are_averaged_over_replicas_not_summed() -> None:
     assert np.allclose(one, two, rtol=1e-5) and min(one) > 0
 
 
+@pytest.mark.slow
 def test_a_run_killed_on_two_devices_resumes_on_them_to_the_uninterrupted_result(
     runs: dict[str, Path],
 ) -> None:
@@ -118,6 +121,7 @@ def test_a_run_killed_on_two_devices_resumes_on_them_to_the_uninterrupted_result
     assert _largest_difference(runs["killed"], runs["two"]) <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_environment_records_the_strategy_and_its_devices(runs: dict[str, Path]) -> None:
     two = json.loads((runs["two"] / "environment.json").read_text())
     assert (two["strategy"], two["replicas"], two["processes"]) == ("MirroredStrategy", 2, 1)
@@ -126,6 +130,7 @@ def test_environment_records_the_strategy_and_its_devices(runs: dict[str, Path])
     assert (one["strategy"], one["replicas"], len(one["devices"])) == (None, 1, 1)
 
 
+@pytest.mark.slow
 def test_the_saved_model_is_a_plain_float32_model(runs: dict[str, Path]) -> None:
     """Loaded here, in a process with one device and no strategy."""
     model = Run(runs["two"]).load_model(BEST_MODEL)
@@ -134,6 +139,7 @@ def test_the_saved_model_is_a_plain_float32_model(runs: dict[str, Path]) -> None
     assert probs.shape == (3, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_an_ensemble_with_colour_layer_balanced_sampling_and_metadata_trains_on_two_devices(
     ham_folder: Path, tmp_path: Path
 ) -> None:
@@ -192,6 +198,7 @@ def test_more_devices_than_the_machine_has_is_refused_before_anything_is_written
     assert "SKINPAMPER_CPU_DEVICES" in result.output and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_batch_that_does_not_split_over_the_devices_is_refused(tmp_path: Path) -> None:
     code, err = _train(tmp_path, "--devices", "2", "--batch-size", "9", cpu_devices=2)
     assert code == 1 and err.strip().splitlines()[-1] == (
@@ -202,6 +209,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused(tmp_path: Path)
         TrainConfig(batch_size=63, devices=2)
 
 
+@pytest.mark.slow
 def test_devices_on_the_jax_backend_points_to_distributed(tmp_path: Path) -> None:
     code, err = _train(tmp_path, "--devices", "2", KERAS_BACKEND="jax")
     assert code == 1 and err.strip().splitlines()[-1] == (

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from skinpamper.cli import main
@@ -36,6 +37,7 @@ def _train(*args: object) -> list[str]:
     return [sys.executable, "-m", "skinpamper", "train", *map(str, args)]
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_run_like_a_one_machine_run(
     ham_folder: Path, tmp_path: Path, trained_run: Path
 ) -> None:
@@ -104,6 +106,7 @@ def test_two_processes_write_one_run_like_a_one_machine_run(
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_distributed_without_a_coordinator_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     command = _train("--data", tmp_path / "nowhere", "--distributed", "--out", tmp_path / "run")
     done = subprocess.run(command, env=_jax_env(), capture_output=True, text=True, timeout=300, check=False)
@@ -122,6 +125,7 @@ def test_distributed_on_tensorflow_points_to_devices(tmp_path: Path) -> None:
     assert "use --devices" in result.output and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_distributed_into_a_started_folder_is_refused_and_left_alone(tmp_path: Path) -> None:
     """Process 0 would resume while the others started afresh, and their collectives would not match."""
     started = tmp_path / "run"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_ham_folder
+from helpers import write_ham_folder
 from service_helpers import encode, photo
 from skinpamper.cli import main
 from skinpamper.data.load import load_dataset
@@ -22,6 +22,8 @@ from skinpamper.training.config import TrainConfig
 from skinpamper.training.ensemble import make_ensemble, train_ensemble
 from skinpamper.training.run import Run
 from synthetic import tiny_dataset
+
+pytestmark = pytest.mark.slow  # three CLI trainings, then ensembles of them
 
 MEMBER = (
     "--model",

@@ -35,6 +35,7 @@ def _changed(before: keras.Model, after: keras.Model, name: str) -> bool:
     return any(not np.array_equal(a, b) for a, b in zip(old, new, strict=True))
 
 
+@pytest.mark.slow
 def test_the_head_learns_alone_for_its_epochs() -> None:
     config = resolve_config(model="efficientnet_lite0", head_epochs=1.0, frozen_stages=0, schedule="constant")
     before, after = _fitted(config, steps=2)  # one epoch of two steps: the head's alone
@@ -42,6 +43,7 @@ def test_the_head_learns_alone_for_its_epochs() -> None:
     assert not _changed(before, after, "block10_expand_conv") and not _changed(before, after, "stem_conv")
 
 
+@pytest.mark.slow
 def test_then_the_backbone_learns_but_frozen_stages_and_batch_norm_do_not() -> None:
     config = resolve_config(model="efficientnet_lite0", head_epochs=0.5, frozen_stages=3, schedule="constant")
     before, after = _fitted(config, steps=4)
@@ -66,6 +68,7 @@ def test_a_pretrained_model_gets_its_own_defaults_and_flags_still_win(tmp_path: 
     assert not uses_finetuning(TrainConfig())
 
 
+@pytest.mark.slow
 def test_a_run_resumes_mid_schedule_with_its_optimizer(tmp_path: Path) -> None:
     config = resolve_config(model="efficientnet_lite0", head_epochs=1.0, frozen_stages=2)
     _, model = _fitted(config, steps=2)

@@ -59,6 +59,7 @@ def test_explicit_precision_wins_and_unknown_is_refused(tmp_path: Path) -> None:
         TrainConfig(precision="fp8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["seed", "compact_cnn"])
 def test_bf16_training_saves_a_float32_model_with_the_same_predictions(model: str, tmp_path: Path) -> None:
     dataset = tiny_dataset()
@@ -76,6 +77,7 @@ def test_bf16_training_saves_a_float32_model_with_the_same_predictions(model: st
     np.testing.assert_allclose(probs, predict_probs(last, dataset.images[:16]), atol=0.05)
 
 
+@pytest.mark.slow
 def test_float16_training_scales_the_loss_and_saves_a_float32_model(tmp_path: Path) -> None:
     """What "auto" picks on pre-Ampere GPUs, run here on the CPU: the same code path, slowly."""
     import keras

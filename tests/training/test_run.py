@@ -114,8 +114,21 @@ def assert_clean(result: Result, damaged: Path) -> None:
     assert lines[0].startswith("Error: ") and damaged.name in lines[0], lines[0]
 
 
-def cases() -> list[tuple[str, str, str]]:
-    return [(c, name, kind) for c, names in READS.items() for name in sorted(names) for kind in DAMAGE]
+# evaluate scores the test split and resume re-scores the run: seconds a case, so slow (`-m "not slow"`).
+SLOW_COMMANDS = {"evaluate", "resume"}
+
+
+def _marks(command: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if command in SLOW_COMMANDS else []
+
+
+def cases() -> list[object]:
+    return [
+        pytest.param(c, name, kind, marks=_marks(c))
+        for c, names in READS.items()
+        for name in sorted(names)
+        for kind in DAMAGE
+    ]
 
 
 @pytest.mark.parametrize(("command", "name", "kind"), cases())
@@ -134,7 +147,7 @@ def test_a_damaged_file_is_one_line_naming_it(
     assert_clean(run_command(command_args(command, run, image, tmp_path), monkeypatch), run / name)
 
 
-@pytest.mark.parametrize("command", sorted(READS))
+@pytest.mark.parametrize("command", [pytest.param(c, marks=_marks(c)) for c in sorted(READS)])
 def test_files_a_command_does_not_read_cannot_stop_it(
     trained_run: Path, image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
@@ -244,7 +257,7 @@ def test_an_old_run_with_a_relative_data_path_works_where_it_resolves(
         run.data_path()
 
 
-def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, tmp_path: Path) -> None:
+def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, trained_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     before = {path.name: path.read_bytes() for path in run.iterdir()}
@@ -255,7 +268,7 @@ def test_evaluate_refuses_to_write_into_a_run(trained_run: Path, tmp_path: Path)
         result = CliRunner().invoke(main, ["evaluate", str(run), "--out", str(out), "--bootstrap", "0"])
         assert result.exit_code == 1 and result.output.startswith(f"Error: {out}: holds a training run")
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
-    beside = CliRunner().invoke(main, ["predict", str(run), str(trained_run.parent / "ham"), "--no-tta"])
+    beside = CliRunner().invoke(main, ["predict", str(run), str(trained_data), "--no-tta"])
     assert beside.exit_code == 0, beside.output  # the run still predicts
 
 

@@ -115,6 +115,7 @@ def test_history_has_a_row_per_epoch(finished_run: Run) -> None:
     assert state.best_score == max(float(r["val_balanced_accuracy"]) for r in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stopper", [_StopAfterFirstEpoch, _StopMidSecondEpoch])
 def test_interrupted_run_resumes_to_the_same_result(
     finished_run: Run, dataset: Dataset, tmp_path, stopper: type[keras.callbacks.Callback]
@@ -136,6 +137,7 @@ def test_interrupted_run_resumes_to_the_same_result(
     )
 
 
+@pytest.mark.slow
 def test_a_logit_adjusted_run_resumes_with_the_training_prior(dataset: Dataset, tmp_path) -> None:
     config = CONFIG.replace(imbalance="logit_adjust")
     split = split_dataset(dataset, config.val_fraction, config.test_fraction, config.seed)
@@ -159,6 +161,7 @@ def test_a_run_saved_before_colour_constancy_existed_reads_as_without_it(finishe
     assert not Run.open(tmp_path).config().colour_constancy
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_only_rescores_it(finished_run: Run, dataset: Dataset) -> None:
     history = finished_run.file("history.csv").read_text()
     resume(finished_run.path, dataset)
@@ -228,6 +231,7 @@ def test_history_plot_shows_train_and_validation_mean_recall(finished_run: Run) 
     assert [line.get_label() for line in panel.lines] == ["train", "validation"]
 
 
+@pytest.mark.slow
 def test_metadata_model_is_fitted_on_the_training_split_and_scored(dataset: Dataset, tmp_path) -> None:
     """Age, sex and site that tell the classes apart: fitted on training images only, and the fused
     scores sit beside the image-only ones."""

@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import REAL_DATA
+from helpers import REAL_DATA
 from skinpamper.imaging import fit_square
 from skinpamper.scoring.ood import fit_threshold
 from skinpamper.scoring.shifts import dark_rim
 
-pytestmark = pytest.mark.skipif(
-    not (REAL_DATA / "HAM10000_images_part_1").is_dir(),
-    reason=f"real HAM10000 JPEGs not found at {REAL_DATA}",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (REAL_DATA / "HAM10000_images_part_1").is_dir(),
+        reason=f"real HAM10000 JPEGs not found at {REAL_DATA}",
+    ),
+    pytest.mark.slow,
+]
 SIZE = 128
 
 

@@ -43,12 +43,13 @@ def assert_same_answer(cli_out: Path, api_out: Path) -> None:
     np.testing.assert_allclose(rows[0][probs].to_numpy(), rows[1][probs].to_numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_runs_own_data_is_scored_on_its_test_split_at_either_door(
-    trained_run: Path, tmp_path: Path
+    trained_run: Path, trained_data: Path, tmp_path: Path
 ) -> None:
     """`--data THE_TRAINING_DATA` once was refused by the CLI and scored by Python: now both score its
     test split, as leaving the data out does."""
-    own = str(trained_run.parent / "ham")
+    own = str(trained_data)
     split = json.loads((trained_run / "split.json").read_text())
     cli = cli_evaluate(trained_run, tmp_path / "cli", "--data", own)
     api_evaluate(trained_run, own, tmp_path / "api")
@@ -68,21 +69,21 @@ def test_another_set_is_scored_whole_at_either_door(
     assert_same_answer(tmp_path / "cli", tmp_path / "api")
 
 
-def training_images_only(run: Path, folder: Path, count: int = 5) -> Path:
+def training_images_only(run: Path, data: Path, folder: Path, count: int = 5) -> Path:
     """A labelled folder of `count` of the run's training photos: images the model learnt from."""
-    meta = pd.read_csv(run.parent / "ham" / "HAM10000_metadata.csv").set_index("image_id")
+    meta = pd.read_csv(data / "HAM10000_metadata.csv").set_index("image_id")
     ids = json.loads((run / "split.json").read_text())["train"][:count]
     folder.mkdir()
     for image_id in ids:
-        shutil.copy(next((run.parent / "ham").rglob(f"{image_id}.jpg")), folder)
+        shutil.copy(next(data.rglob(f"{image_id}.jpg")), folder)
     pd.DataFrame({"image_id": ids, "dx": meta.loc[ids, "dx"]}).to_csv(folder / "labels.csv", index=False)
     return folder
 
 
 def test_a_set_holding_some_training_images_is_refused_at_either_door(
-    trained_run: Path, tmp_path: Path
+    trained_run: Path, trained_data: Path, tmp_path: Path
 ) -> None:
-    seen = training_images_only(trained_run, tmp_path / "seen")
+    seen = training_images_only(trained_run, trained_data, tmp_path / "seen")
     message = f"{seen / 'labels.csv'}: holds 5 of the run's training images but not its whole split"
     result = CliRunner().invoke(
         main, ["evaluate", str(trained_run), "--data", str(seen), "--out", str(tmp_path / "e")]
