@@ -31,9 +31,10 @@ def ham_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one trained run of the session, made by `skinpamper train` as a user makes it: the default
-    model (compact_cnn, a single member), 28 px, one epoch, on a HAM10000-like folder (`trained_data`,
-    which stays in place, in DATA_USER's home so that tests can check no published file names it).
+    """The one trained run of the session, made by `skinpamper train` as a user makes it: the 28 px
+    recipe's model (compact_cnn, a single member; the default Lite0 is trained by test_every_model),
+    one epoch, on a HAM10000-like folder (`trained_data`, which stays in place, in DATA_USER's home so
+    that tests can check no published file names it).
 
     Training is the slow part, so the CLI, API, report and service tests all read this one folder: a
     test may read it, never change it; one that changes a run works on a copy
