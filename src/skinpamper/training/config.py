@@ -197,7 +197,7 @@ class TrainConfig:
     # The backbone then learns at half the head's rate, the rate at which a first untuned
     # EfficientNet-Lite0 run (issue #22) matched three scratch models.
     backbone_lr_scale: Unit = 0.5  # of learning_rate, for every layer outside the head
-    frozen_stages: Count = 0  # the stem and this many more stages of the backbone never train (0: none)
+    frozen_stages: Count = 0  # this many first stages never train, the stem counting as one (0: none)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # a TOML file's [augment] table
 
     @model_validator(mode="after")
