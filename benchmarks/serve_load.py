@@ -11,11 +11,13 @@ Two ways to drive it:
   --rate R: requests start at R per second in total whatever the answers, as independent users do;
       this measures latency at a given load (e.g. --rate 300 for the 300 req/s target).
 
-Prints requests/s, p50/p99/max latency, errors, the in-service decode and inference times (from the
-Server-Timing header) and the server's resident memory before and after the measured requests.
+Prints requests/s, p50/p99/max latency, errors, the in-service decode, queue and inference times and
+the mean batch (from the Server-Timing header) and the server's resident memory before and after the
+measured requests. `--max-batch 1` turns the service's micro-batching off, to compare.
 
     python benchmarks/serve_load.py runs/seed/model.onnx --requests 10000 --concurrency 50
     python benchmarks/serve_load.py runs/seed/model.onnx --requests 10000 --concurrency 50 --rate 300
+    python benchmarks/serve_load.py RUN/model.onnx --rate 150 --max-batch 1  # one image per inference
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import numpy as np
 from PIL import Image
 
 BOUNDARY = "skinpamperbenchmark"
-TIMING = re.compile(rb"(decode|predict);dur=([0-9.]+)")
+TIMING = re.compile(rb"(decode|queue|predict);dur=([0-9.]+)")
+BATCH = re.compile(rb'batch of ([0-9]+)"')
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     decode_ms: list[float] = field(default_factory=list)
     predict_ms: list[float] = field(default_factory=list)
+    queue_ms: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
 
     def error(self, what: str) -> None:
@@ -107,7 +112,8 @@ async def drive(
                 if status != 200:
                     tally.error(f"HTTP {status}")
                 for what, value in TIMING.findall(head):
-                    (tally.decode_ms if what == b"decode" else tally.predict_ms).append(float(value))
+                    getattr(tally, f"{what.decode()}_ms").append(float(value))
+                tally.batch_sizes += [int(size) for size in BATCH.findall(head)]
         finally:
             writer.close()
 
@@ -185,6 +191,11 @@ def report(
             "in service: predict p50 / p99",
             f"{percentile(tally.predict_ms, 50):.2f} / {percentile(tally.predict_ms, 99):.2f} ms",
         ),
+        (
+            "in service: queue p50 / p99",
+            f"{percentile(tally.queue_ms, 50):.2f} / {percentile(tally.queue_ms, 99):.2f} ms",
+        ),
+        ("images per inference (mean)", f"{np.mean(tally.batch_sizes or [np.nan]):.2f}"),
         ("server CPU per request", f"{1e3 * cpu / max(len(ms), 1):.2f} ms (user + system)"),
         (
             "server RSS before / after",
@@ -203,15 +214,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="keep-alive connections [50]")
     parser.add_argument("--warmup", type=int, default=500, help="requests before measuring [500]")
     parser.add_argument("--rate", type=float, help="open loop: total requests per second")
+    parser.add_argument("--max-batch", type=int, help="SKINPAMPER_SERVE_MAX_BATCH [the service's: 8]")
     parser.add_argument("--image", type=Path, help="JPEG/PNG to send [a 600x450 JPEG made here]")
     args = parser.parse_args()
     if args.model.suffix != ".onnx":
         sys.exit(f"{args.model}: give the .onnx export; make it with: skinpamper export RUN --format onnx")
     image = args.image.read_bytes() if args.image else default_image()
     port = free_port()
+    env = dict(os.environ)
+    if args.max_batch is not None:
+        env["SKINPAMPER_SERVE_MAX_BATCH"] = str(args.max_batch)
     server = subprocess.Popen(
         [sys.executable, "-m", "skinpamper", "serve", str(args.model), "--port", str(port)],
         stdout=subprocess.DEVNULL,
+        env=env,
     )
     try:
         wait_ready(port, server)

@@ -190,7 +190,7 @@ def test_concurrent_inferences_are_bounded(onnx_model: Path, jpeg_bytes: bytes, 
         return engine(images)
 
     predictor.chain = dataclasses.replace(predictor.chain, engine=slow_engine)
-    app = create_app(predictor, ServeSettings(max_inferences=limit))
+    app = create_app(predictor, ServeSettings(max_inferences=limit, max_batch=1))  # one request a call
 
     async def burst() -> list[int]:
         transport = httpx.ASGITransport(app=app)

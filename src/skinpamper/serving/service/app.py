@@ -3,8 +3,8 @@
 The routes live in `routes/`, one APIRouter each, and reach the predictor, the settings and the
 inference limiter through `dependencies`. Decoding and inference run in worker threads behind one
 CapacityLimiter, so at most `max_inferences` run at once however many requests wait, and the event
-loop keeps answering probes. Each prediction reports its decode and inference time in a Server-Timing
-header.
+loop keeps answering probes; requests that wait together share an inference (`batching`). Each
+prediction reports its decode, queue and inference time in a Server-Timing header.
 """
 
 from __future__ import annotations

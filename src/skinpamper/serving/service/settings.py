@@ -33,6 +33,8 @@ class ServeSettings(BaseSettings):
     max_request_pixels: int = Field(100_000_000, gt=0)
     # Inferences running at once; more only queue on the CPU and raise every request's latency.
     max_inferences: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    # Images one inference may take from requests waiting together (serving.service.batching); 1: none.
+    max_batch: int = Field(8, ge=1, le=256)
     onnx_threads: int = Field(1, ge=0, le=64)  # per inference; 1 lets max_inferences use the cores
     tta: bool = False  # 8 views cost 8x the time; off as in `predict` and Predictor.load
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()  # comma-separated; empty: CORS off

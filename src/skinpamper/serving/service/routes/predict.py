@@ -1,7 +1,8 @@
 """POST /v1/predict: class probabilities for one or several uploaded images, with optional patient data.
 
-Decoding and inference run in a worker thread behind the app's inference limiter; the response's
-Server-Timing header reports the time each took.
+Decoding runs in a worker thread behind the app's inference limiter, inference in the batch the
+app's batcher puts the request in; the response's Server-Timing header reports the decode, the wait
+for a batch and the batch's inference.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from skinpamper import NOT_A_DIAGNOSIS
 from skinpamper.errors import SkinPamperError
 from skinpamper.scoring.metadata_model import MAX_AGE, PatientInfo
-from skinpamper.serving.predict import Prediction, Predictor
-from skinpamper.serving.service.dependencies import LimiterDep, PredictorDep, SettingsDep
+from skinpamper.serving.predict import Predictor
+from skinpamper.serving.service.dependencies import BatcherDep, LimiterDep, PredictorDep, SettingsDep
 from skinpamper.serving.service.schemas import PredictResponse
 from skinpamper.serving.service.uploads import (
     UPLOAD_ERRORS,
@@ -40,6 +41,7 @@ async def predict(
     predictor: PredictorDep,
     settings: SettingsDep,
     limiter: LimiterDep,
+    batcher: BatcherDep,
     age: Annotated[
         float | None, Query(ge=0, le=MAX_AGE, allow_inf_nan=False, description="patient's age, years")
     ] = None,
@@ -60,10 +62,12 @@ async def predict(
         request, settings.max_upload_bytes, settings.max_files, settings.body_timeout
     )
     await anyio.to_thread.run_sync(check_images, uploads, settings.max_pixels, settings.max_request_pixels)
-    patients = [patient] * len(uploads) if patient != PatientInfo() else []
-    predictions, timing = await anyio.to_thread.run_sync(
-        _predict_timed, predictor, uploads, patients, limiter=limiter
-    )
+    patients = [patient] * len(uploads) if patient != PatientInfo() else None
+    start = perf_counter()
+    images = await anyio.to_thread.run_sync(_decode, predictor, uploads, limiter=limiter)
+    decoded = perf_counter()
+    predictions, timing = await batcher.predict(images, [u.filename for u in uploads], patients)
+    timing = f"decode;dur={(decoded - start) * 1e3:.3f}, {timing}"
     body = {
         "model_id": predictor.card.model_id,
         "note": NOT_A_DIAGNOSIS,
@@ -74,13 +78,6 @@ async def predict(
     return Response(json.dumps(body), media_type="application/json", headers={"Server-Timing": timing})
 
 
-def _predict_timed(
-    predictor: Predictor, uploads: list[Upload], patients: list[PatientInfo]
-) -> tuple[list[Prediction], str]:
-    """The predictions and their Server-Timing value: decode and inference, in milliseconds."""
-    start = perf_counter()
-    images = np.stack([decode(predictor, upload) for upload in uploads])
-    decoded = perf_counter()
-    predictions = predictor.predict_arrays(images, [upload.filename for upload in uploads], patients)
-    done = perf_counter()
-    return predictions, f"decode;dur={(decoded - start) * 1e3:.3f}, predict;dur={(done - decoded) * 1e3:.3f}"
+def _decode(predictor: Predictor, uploads: list[Upload]) -> np.ndarray:
+    """The uploads at the model's input size, as training saw its images."""
+    return np.stack([decode(predictor, upload) for upload in uploads])
