@@ -17,6 +17,13 @@ from helpers import DATA_USER, make_images, write_ham_folder
 from skinpamper.classes import CODES
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the every-model matrix first: its cases are the longest (B0's three members about six
+    minutes), so workers of `pytest -n` (scripts/test) that start them last would finish one after
+    the other; started first, the short tests fill in around them."""
+    items.sort(key=lambda item: "test_every_model.py" not in item.nodeid)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep caches and downloads of every test out of the user's home."""
