@@ -16,7 +16,7 @@ import pytest
 from skinpamper.data.dataset import Dataset
 from skinpamper.data.splits import split_dataset
 from skinpamper.errors import ConfigError
-from skinpamper.progress import TqdmProgress
+from skinpamper.progress import TqdmProgress, time_left
 from skinpamper.runfolder import FORMAT_VERSION, RunState
 from skinpamper.runfolder.files import HISTORY_COLUMNS, LAST_MODEL
 from skinpamper.training.config import TrainConfig
@@ -191,6 +191,7 @@ def test_progress_callback_sees_the_validation_figures(finished_run: Run, progre
     lines = [line for line in progress_text.getvalue().splitlines() if "val_bal_acc" in line]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "lr " in lines[0] and "batch/s" in progress_text.getvalue()
+    assert "of training left" in lines[0] and "left" not in lines[-1]  # the last epoch has none left
 
 
 def test_early_stop_after_patience_epochs_without_improvement(dataset: Dataset, tmp_path) -> None:
@@ -263,3 +264,7 @@ def test_metadata_model_is_fitted_on_the_training_split_and_scored(dataset: Data
 def test_data_without_metadata_gives_a_run_without_a_metadata_model(finished_run: Run) -> None:
     assert finished_run.metadata_model() is None
     assert "with_metadata" not in finished_run.metrics()
+
+
+def test_time_left_is_as_precise_as_an_estimate_deserves() -> None:
+    assert [time_left(s) for s in (44.6, 420, 3900)] == ["45 s", "7 min", "1 h 05 min"]
