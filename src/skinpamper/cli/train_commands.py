@@ -109,7 +109,10 @@ def echo_note(text: str) -> None:
 @click.option(
     "--colour-constancy/--no-colour-constancy",
     default=None,
-    help="Put a shades-of-grey colour-constancy layer in front of the model [default: off].",
+    help=(
+        "Put a shades-of-grey colour-constancy layer in front of the model [default: off]. "
+        "It weakens the refusal of images that are not dermoscopy (docs/trust.md)."
+    ),
 )
 @click.option(
     "--config",
