@@ -72,7 +72,6 @@ def test_waiting_requests_share_an_inference_and_each_gets_its_own_answer(
     assert [r.status_code for r in together] == [200] * 6, together[0].text
     assert sum(sizes) == 7 and len(sizes) <= most_calls and max(sizes) == max(max_batch, 2), sizes
     for response, solo in zip(together, alone, strict=True):
-        assert response.status_code == 200, response.text
         batch = re.search(r'batch of (\d+)"', response.headers["server-timing"])
         assert batch is not None and int(batch.group(1)) in sizes
         body = response.json()
