@@ -40,24 +40,12 @@ def ham(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_ham_folder(tmp_path_factory.mktemp("every_model") / "ham")
 
 
-# Exporting three ResNet50s (70M parameters) through tf2onnx took over 21 GB and was killed: more than
-# this 24 GB machine has beside the rest of the tests. One ResNet50 is exported below.
-TOO_LARGE = {("resnet50", None)}
-
-
-def _marks(model: str, members: int | None) -> list[pytest.MarkDecorator]:
-    if (model, members) in TOO_LARGE:
-        return [pytest.mark.skip(reason="ONNX export of a 3 x ResNet50 ensemble needs over 21 GB")]
-    return []
-
-
 # The defaults, and one member where the default is an ensemble (pretrained models train one).
 CASES = [
     pytest.param(
         model,
         members,
         id=f"{model}-{'default' if members is None else 'one-member'}",
-        marks=_marks(model, members),
     )
     for model in list_models()
     for members in ([None, 1] if default_members(model) > 1 else [None])

@@ -36,3 +36,12 @@ def feature_model(model: keras.Model) -> keras.Model:
     else:
         raise ValueError(f"{model.name}: ends in {type(head).__name__}, not a softmax Dense layer or a model")
     return keras.Model(inputs, [probabilities, features], name=f"{model.name}_features")
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The member models of an ensemble (`training.ensemble.average_models`: members side by side,
+    their probabilities averaged); empty for any other model."""
+    body = _body(model)
+    if isinstance(body[-1], layers.Average) and all(isinstance(m, keras.Model) for m in body[:-1]):
+        return body[:-1]
+    return []

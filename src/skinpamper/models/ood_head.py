@@ -78,14 +78,45 @@ def with_ood_score(
     features = feature_model(model)
     inputs = keras.Input(model.input_shape[1:], name="images")
     probabilities, pooled = features(inputs)
+    outputs = [probabilities, *detector_outputs(pooled, means, projections, dermoscopy)]
+    return keras.Model(inputs, outputs, name=f"{model.name}_with_ood")
+
+
+def detector_outputs(
+    features: keras.KerasTensor,
+    means: np.ndarray,
+    projections: np.ndarray,
+    dermoscopy: tuple[np.ndarray, float] | None = None,
+) -> list[keras.KerasTensor]:
+    """[ood_score(, not_dermoscopy)] computed from `features` (N, D), with the arguments of
+    `with_ood_score`; shared with the ONNX export's ensemble head, which reads member features."""
     count, dims, components = projections.shape
     distance = NearestCentreDistance(dims, count, components, name="ood_score")
-    score = distance(pooled)
+    outputs = [distance(features)]
     distance.set_weights([projections.astype(np.float32), means.reshape(count, 1, dims).astype(np.float32)])
-    outputs = [probabilities, score]
     if dermoscopy is not None:
         weights, bias = dermoscopy
         linear = LinearScore(dims, name="not_dermoscopy")
-        outputs.append(linear(pooled))
+        outputs.append(linear(features))
         linear.set_weights([weights.reshape(dims, 1).astype(np.float32), np.array([bias], dtype=np.float32)])
-    return keras.Model(inputs, outputs, name=f"{model.name}_with_ood")
+    return outputs
+
+
+def ensemble_head(
+    members: list[keras.Model], detectors: tuple[np.ndarray, np.ndarray, tuple | None] | None
+) -> keras.Model:
+    """What an ensemble's serving model computes after its members: [p_1..p_n(, f_1..f_n)] ->
+    [mean probabilities(, ood_score(, not_dermoscopy))], `members` being `feature_model`s (or the
+    members themselves without detectors). With them, the ONNX export converts one member at a time.
+    """
+    probabilities = [
+        keras.Input(member.output_shape[0][1:] if detectors else member.output_shape[1:], name=f"p{i}")
+        for i, member in enumerate(members, 1)
+    ]
+    average = layers.Average(dtype="float32", name="predictions")(probabilities)
+    if detectors is None:
+        return keras.Model(probabilities, average, name="ensemble_head")
+    features = [keras.Input(member.output_shape[1][1:], name=f"f{i}") for i, member in enumerate(members, 1)]
+    pooled = layers.Concatenate(name="features")(features)
+    outputs = [average, *detector_outputs(pooled, *detectors)]
+    return keras.Model([*probabilities, *features], outputs, name="ensemble_head")

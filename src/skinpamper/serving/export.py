@@ -11,16 +11,20 @@ Conversion goes through Keras 3's `model.export(format="onnx")`, which uses tf2o
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 
 from skinpamper.atomic import replace_into
 from skinpamper.errors import ConfigError, ExportError
 from skinpamper.runfolder.files import ONNX_EXPORT
+from skinpamper.serving.onnx_join import join_members
 from skinpamper.serving.predict import DERMOSCOPY_OUTPUT, ONNX_METADATA_KEY, OOD_OUTPUT, ModelCard, run_card
 
 PARITY_LIMIT = 1e-4  # max |p_onnx - p_keras|: float32 round-off is ~1e-7, a wrong conversion is ~1e-1
@@ -50,6 +54,7 @@ def export_onnx(
     """
     import keras
 
+    from skinpamper.models.features import ensemble_members
     from skinpamper.training.run import Run
 
     run = Run.open(run_dir)
@@ -57,7 +62,8 @@ def export_onnx(
     if path.suffix.lower() != ".onnx":  # checked before the model is loaded: a typo should fail fast
         raise ConfigError(f"{path}: the export's file name must end in .onnx")
     card = run_card(run)
-    model = run.serving_model(run.load_model())
+    loaded = run.load_model()
+    model = run.serving_model(loaded)
     _normalisation_as_constants(model)
     names = ("probabilities", OOD_OUTPUT, DERMOSCOPY_OUTPUT)[: len(model.outputs)]
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
@@ -71,9 +77,10 @@ def export_onnx(
     def write(temporary: Path) -> None:
         nonlocal diff
         try:
-            with warnings.catch_warnings():  # Keras's tf2onnx patch for NumPy 2 probes np.object
-                warnings.simplefilter("ignore", FutureWarning)
-                model.export(str(temporary), format="onnx", verbose=False, input_signature=[spec])
+            if ensemble_members(loaded):
+                _convert_ensemble(loaded, run.detector_weights(), temporary, spec)
+            else:
+                _convert(model, temporary, [spec])
             _finish_graph(temporary, card, names)
             got = _onnx_outputs(temporary, images, names)
         except ImportError as exc:
@@ -110,6 +117,41 @@ def _check_scores(
                 f"{path}: ONNX {name} differ from Keras by up to {relative:.2e} of their value or "
                 f"threshold (limit {SCORE_PARITY_LIMIT:.0e}); the file was not written"
             )
+
+
+def _convert(model: object, path: Path, specs: list) -> None:
+    """tf2onnx's conversion of `model` (Keras's export), written to `path`.
+
+    TF2ONNX_CATCH_ERRORS=FALSE: by default tf2onnx deep-copies the whole graph, weights included,
+    before each of its optimizer passes so that a failing pass can be skipped; a ResNet50 then peaked
+    at 7.5 GB instead of 4.7. A pass that fails now fails the export, which the parity check would
+    otherwise have to catch.
+    """
+    with warnings.catch_warnings(), patch.dict(os.environ, {"TF2ONNX_CATCH_ERRORS": "FALSE"}):
+        warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx patch for NumPy 2 probes np.object
+        model.export(str(path), format="onnx", verbose=False, input_signature=specs)
+
+
+def _convert_ensemble(model: object, detectors: tuple | None, path: Path, spec: object) -> None:
+    """An ensemble converted one member at a time, then joined with its head (`serving.onnx_join`):
+    the peak memory of one member instead of all of them."""
+    import keras
+    import onnx
+
+    from skinpamper.models.features import ensemble_members, feature_model
+    from skinpamper.models.ood_head import ensemble_head
+
+    members = ensemble_members(model)
+    parts = [feature_model(member) if detectors else member for member in members]
+    converted = []
+    for part in parts:
+        _convert(part, path, [spec])
+        converted.append(onnx.load(str(path)))
+        gc.collect()  # tf2onnx's graph copies hold references in cycles: free them before the next
+    head = ensemble_head(parts, detectors)
+    specs = [keras.InputSpec(shape=(None, *x.shape[1:]), dtype="float32", name=x.name) for x in head.inputs]
+    _convert(head, path, [specs])
+    onnx.save(join_members(converted, onnx.load(str(path))), str(path))
 
 
 def _normalisation_as_constants(model: object) -> None:

@@ -61,14 +61,23 @@ class Run(RunFolder):
         """`model` with the run's OOD score as a second output (images -> [probabilities, ood_score]),
         and the dermoscopy detector's log-odds as a third where the run has one; `model` itself for a
         run without a detector."""
-        saved = self.abstention()
-        if saved is None:
+        detectors = self.detector_weights()
+        if detectors is None:
             return model
         from skinpamper.models.ood_head import with_ood_score
 
+        return with_ood_score(model, *detectors)
+
+    def detector_weights(self) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, float] | None] | None:
+        """The arguments the detectors take after the features (`models.ood_head.detector_outputs`):
+        class means, projections and the dermoscopy detector's (weights, bias) or None; None for a run
+        without an OOD detector."""
+        saved = self.abstention()
+        if saved is None:
+            return None
         dermoscopy = self.dermoscopy_detector()
         linear = None if dermoscopy is None else (dermoscopy.weights, dermoscopy.bias)
-        return with_ood_score(model, saved[0].means, saved[0].projections, linear)
+        return saved[0].means, saved[0].projections, linear
 
     def engine(self, model: keras.Model) -> Engine:
         """The inference chain's engine (`scoring.chain`): `serving_model(model)` as a function of images."""
