@@ -60,10 +60,18 @@ def test_model_runs_end_to_end(model: str, members: int | None, ham: Path, tmp_p
     args += ["--batch-size", 8, "--out", run]
     if info.weights is not None and not info.weights.offline:
         args.append("--no-pretrained")
-    invoke(*args, *(["--members", members] if members else []))
+    trained = invoke(*args, *(["--members", members] if members else []))
+    assert "balanced accuracy" in trained and "not a diagnosis" in trained
+    assert "with age, sex, site: balanced accuracy" in trained  # the fixture records them
     expected_members = members or default_members(model)
     if expected_members > 1:
         assert len(json.loads((run / "members.json").read_text())["members"]) == expected_members
+        names = [f"member-{i}" for i in range(1, expected_members + 1)]
+        assert [p.name for p in sorted(run.glob("member-*"))] == names
+    # Off by default: it bought nothing on other clinics' images and blinds the refusal (docs/trust.md).
+    assert json.loads((run / "config.json").read_text())["colour_constancy"] is False
+    again = CliRunner().invoke(main, [str(a) for a in args])
+    assert again.exit_code == 1 and "already" in again.output  # a finished run is never overwritten
 
     invoke("evaluate", run, "--out", tmp_path / "eval")
     assert (tmp_path / "eval" / "predictions.csv").is_file()
