@@ -64,6 +64,7 @@ def export_onnx(
     card = run_card(run)
     loaded = run.load_model()
     model = run.serving_model(loaded)
+    members = ensemble_members(loaded)
     _normalisation_as_constants(model)
     names = ("probabilities", OOD_OUTPUT, DERMOSCOPY_OUTPUT)[: len(model.outputs)]
     # Fixed random images: parity must hold for any input, and the run's data may not be on this machine.
@@ -77,8 +78,8 @@ def export_onnx(
     def write(temporary: Path) -> None:
         nonlocal diff
         try:
-            if ensemble_members(loaded):
-                _convert_ensemble(loaded, run.detector_weights(), temporary, spec)
+            if members:
+                _convert_ensemble(members, run.detector_weights(), temporary, spec)
             else:
                 _convert(model, temporary, [spec])
             _finish_graph(temporary, card, names)
@@ -132,16 +133,15 @@ def _convert(model: object, path: Path, specs: list) -> None:
         model.export(str(path), format="onnx", verbose=False, input_signature=specs)
 
 
-def _convert_ensemble(model: object, detectors: tuple | None, path: Path, spec: object) -> None:
+def _convert_ensemble(members: list, detectors: tuple | None, path: Path, spec: object) -> None:
     """An ensemble converted one member at a time, then joined with its head (`serving.onnx_join`):
     the peak memory of one member instead of all of them."""
     import keras
     import onnx
 
-    from skinpamper.models.features import ensemble_members, feature_model
+    from skinpamper.models.features import feature_model
     from skinpamper.models.ood_head import ensemble_head
 
-    members = ensemble_members(model)
     parts = [feature_model(member) if detectors else member for member in members]
     converted = []
     for part in parts:
