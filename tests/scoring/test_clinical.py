@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from skinpamper.classes import CODES, INDEX
+from skinpamper.scoring.bootstrap import lesion_weights
 from skinpamper.scoring.clinical import (
     brier_score,
     clinical_metrics,
     expected_calibration_error,
-    resample_indices,
-    resampling_units,
 )
 
 AKIEC, BCC, MEL, NV = INDEX["akiec"], INDEX["bcc"], INDEX["mel"], INDEX["nv"]
@@ -113,13 +112,10 @@ def _two_lesions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_bootstrap_draws_whole_lesions() -> None:
     _, _, lesions = _two_lesions()
-    groups = resampling_units(100, lesions)
-    assert [sorted(g) for g in groups] == [list(range(50)), list(range(50, 100))]
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        counts = np.bincount(resample_indices(groups, rng), minlength=100)
-        assert counts.sum() == 100
-        assert len(set(counts[:50])) == 1 and len(set(counts[50:])) == 1  # each lesion 0, 1 or 2 times
+    weights = lesion_weights(lesions, 20, np.random.default_rng(0))
+    assert weights.shape == (20, 100) and (weights.sum(axis=1) == 100).all()
+    for counts in weights:  # each lesion 0, 1 or 2 times, all its images alike
+        assert len(set(counts[:50])) == 1 and len(set(counts[50:])) == 1
 
 
 def test_bootstrap_interval_reflects_lesions_and_is_deterministic() -> None:
@@ -136,7 +132,7 @@ def test_bootstrap_interval_reflects_lesions_and_is_deterministic() -> None:
 
 def test_missing_lesion_ids_are_refused() -> None:
     with pytest.raises(ValueError, match="missing"):
-        resampling_units(3, ["A", None, "B"])
+        clinical_metrics(np.array([MEL, NV, NV]), _confident(np.full(3, MEL)), ["A", None, "B"], n_boot=5)
 
 
 def test_result_is_strict_json() -> None:

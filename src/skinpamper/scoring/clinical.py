@@ -15,7 +15,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import (
     average_precision_score,
     balanced_accuracy_score,
@@ -26,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from skinpamper.classes import CODES, INDEX, NUM_CLASSES
+from skinpamper.scoring import bootstrap
 from skinpamper.scoring.metrics import macro_auc
 
 MELANOMA = INDEX["mel"]
@@ -149,36 +149,32 @@ def bootstrap_ci(
     n_boot: int,
     seed: int,
 ) -> dict[str, list[float] | None]:
-    """Percentile 95% intervals of the BOOTSTRAPPED figures; None where no resample defines the figure."""
+    """Percentile 95% intervals of the BOOTSTRAPPED figures; None where no resample defines the figure.
+
+    Whole lesions are drawn with replacement (images, without ids), as weights (`scoring.bootstrap`).
+    """
     if n_boot == 0:
         return dict.fromkeys(BOOTSTRAPPED)
-    groups = resampling_units(len(y_true), lesion_ids)
-    rng = np.random.default_rng(seed)
-    samples = np.full((n_boot, len(BOOTSTRAPPED)), np.nan)
-    for b in range(n_boot):
-        idx = resample_indices(groups, rng)
-        values = headline_metrics(y_true[idx], probs[idx])
-        samples[b] = [np.nan if values[k] is None else values[k] for k in BOOTSTRAPPED]
+    units = np.arange(len(y_true)) if lesion_ids is None else np.asarray(lesion_ids, dtype=object)
+    if len(units) != len(y_true):
+        raise ValueError(f"{len(units)} lesion ids for {len(y_true)} images")
+    weights = bootstrap.lesion_weights(units, n_boot, np.random.default_rng(seed))
+    samples = np.concatenate(
+        [resampled_headline(block, y_true, probs) for block in bootstrap.chunks(weights)]
+    )
     return {k: _interval(samples[:, i]) for i, k in enumerate(BOOTSTRAPPED)}
 
 
-def resampling_units(n: int, lesion_ids: np.ndarray | list[str] | None) -> list[np.ndarray]:
-    """Image indices of each unit the bootstrap draws: one per lesion, or one per image without ids."""
-    if lesion_ids is None:
-        return list(np.arange(n).reshape(n, 1))
-    codes, _ = pd.factorize(np.asarray(lesion_ids, dtype=object))
-    if len(codes) != n:
-        raise ValueError(f"{len(codes)} lesion ids for {n} images")
-    if (codes < 0).any():
-        raise ValueError("lesion_ids has missing values; pass lesion_ids=None to resample by image")
-    order = np.argsort(codes, kind="stable")
-    return np.split(order, np.cumsum(np.bincount(codes))[:-1])
-
-
-def resample_indices(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One bootstrap sample: as many units as there are, drawn with replacement, all images of each."""
-    drawn = rng.integers(0, len(groups), len(groups))
-    return np.concatenate([groups[g] for g in drawn])
+def resampled_headline(weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(B, len(BOOTSTRAPPED)): `headline_metrics` of each resample in `weights` (B, N), NaN where
+    undefined; equal to scikit-learn's on the images each resample repeats."""
+    y_pred = probs.argmax(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = (weights @ (y_pred == y_true)) / weights.sum(axis=1)
+    balanced = bootstrap.nanmean(bootstrap.recalls(weights, y_true, y_pred, NUM_CLASSES))
+    auc = bootstrap.macro_auc(weights, y_true, probs)
+    mel = bootstrap.sensitivity_at_specificity(weights, y_true == MELANOMA, probs[:, MELANOMA], 0.9)
+    return np.column_stack([accuracy, balanced, auc, mel])
 
 
 def _interval(values: np.ndarray) -> list[float] | None:

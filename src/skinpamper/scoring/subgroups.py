@@ -7,8 +7,8 @@ operating point for everyone, as a deployed model would have), each with a 95% i
 bootstrap that resamples whole lesions within the group. A group whose interval lies wholly below the
 overall figure is flagged; groups smaller than `min_size` images are reported as too few.
 
-The bootstrap is vectorised: each resample is a vector of weights (how often each image's lesion was
-drawn), so every figure of every resample is a few matrix products instead of a scikit-learn call.
+The bootstrap is vectorised (`scoring.bootstrap`): each resample is a vector of weights, so every
+figure of every resample is a few matrix products instead of a scikit-learn call.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from skinpamper.classes import INDEX, NUM_CLASSES
+from skinpamper.scoring import bootstrap
 
 MELANOMA = INDEX["mel"]
 AGE_BANDS: tuple[tuple[float, float, str], ...] = (
@@ -68,49 +69,19 @@ def weighted_figures(
     weights: np.ndarray, y_true: np.ndarray, probs: np.ndarray, threshold: float | None
 ) -> dict[str, np.ndarray]:
     """Each figure for each row of `weights` (B, N): a row of ones gives the plain point estimate."""
-    onehot = np.eye(NUM_CLASSES, dtype=bool)[y_true]  # (N, C)
-    correct = onehot & (probs.argmax(axis=1)[:, None] == np.arange(NUM_CLASSES))
-    support = weights @ onehot  # (B, C)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, (weights @ correct) / support, np.nan)
-        figures = {"balanced_accuracy": _nanmean(recall)}
-        aucs = np.column_stack(
-            [_weighted_auc(weights, onehot[:, c], probs[:, c]) for c in range(NUM_CLASSES)]
-        )
-        figures["macro_auc"] = _nanmean(aucs)
-        if threshold is None:
-            figures["mel_sensitivity"] = np.full(len(weights), np.nan)
-        else:
-            caught = onehot[:, MELANOMA] & (probs[:, MELANOMA] >= threshold)
-            figures["mel_sensitivity"] = (weights @ caught) / support[:, MELANOMA]
-    return figures
-
-
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    defined = ~np.isnan(values)
-    counts = defined.sum(axis=1)
-    return np.where(counts > 0, np.where(defined, values, 0).sum(axis=1) / np.maximum(counts, 1), np.nan)
-
-
-def _weighted_auc(weights: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUC with image weights, ties counted half: P(score of a positive > of a negative)."""
-    order = np.argsort(scores, kind="stable")
-    scores, positive, weights = scores[order], positive[order], weights[:, order]
-    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])  # first index of each tied value
-    negative = np.add.reduceat(weights * ~positive, starts, axis=1)  # (B, ties)
-    below = np.cumsum(negative, axis=1) - negative  # negative weight strictly below each tied value
-    tie = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(scores)]))
-    pos_weights = weights * positive
-    wins = (pos_weights * (below[:, tie] + 0.5 * negative[:, tie])).sum(axis=1)
-    total = pos_weights.sum(axis=1) * negative.sum(axis=1)
-    return np.where(total > 0, wins / np.where(total > 0, total, 1), np.nan)
-
-
-def lesion_weights(lesion_ids: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, N) bootstrap weights: each image counts as often as its lesion was drawn."""
-    codes, uniques = pd.factorize(pd.Series(lesion_ids, dtype=object))
-    draws = rng.multinomial(len(uniques), np.full(len(uniques), 1 / len(uniques)), size=n_boot)
-    return draws[:, codes].astype(np.float64)
+    figures: dict[str, list[np.ndarray]] = {name: [] for name in FIGURES}
+    is_mel = y_true == MELANOMA
+    caught = is_mel & (probs[:, MELANOMA] >= threshold) if threshold is not None else None
+    for block in bootstrap.chunks(weights):
+        recall = bootstrap.recalls(block, y_true, probs.argmax(axis=1), NUM_CLASSES)
+        figures["balanced_accuracy"].append(bootstrap.nanmean(recall))
+        figures["macro_auc"].append(bootstrap.macro_auc(block, y_true, probs))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sensitivity = (
+                np.full(len(block), np.nan) if caught is None else (block @ caught) / (block @ is_mel)
+            )
+        figures["mel_sensitivity"].append(sensitivity)
+    return {name: np.concatenate(values) for name, values in figures.items()}
 
 
 def _summary(
@@ -123,7 +94,7 @@ def _summary(
 ) -> dict[str, Any]:
     point = weighted_figures(np.ones((1, len(y_true))), y_true, probs, threshold)
     samples = weighted_figures(
-        lesion_weights(lesions, n_boot, np.random.default_rng(seed)), y_true, probs, threshold
+        bootstrap.lesion_weights(lesions, n_boot, np.random.default_rng(seed)), y_true, probs, threshold
     )
     row: dict[str, Any] = {"n": len(y_true)}
     for name in FIGURES:

@@ -60,20 +60,21 @@ def fit_dermoscopy(
     rng = np.random.default_rng(config.seed)
     chosen = rng.choice(len(images), min(SHIFTED, len(images)), replace=False)
     _, shifted_features = probabilities_and_features(scorer, shifted(images[chosen], config, rng))
-    pictures = negatives(config.seed, config.image_size, config.fit)
+    pictures = negatives(config.image_size, config.fit)
     _, negative_features = probabilities_and_features(scorer, pictures)
     return fit_dermoscopy_detector(np.concatenate([train_features, shifted_features]), negative_features)
 
 
 @functools.lru_cache(maxsize=4)
-def negatives(seed: int, size: int, fit: str) -> np.ndarray:
-    """NEGATIVES synthetic pictures at a run's size and fit, from their own random stream of `seed`.
+def negatives(size: int, fit: str) -> np.ndarray:
+    """The NEGATIVES synthetic pictures at a run's size and fit: the same pictures for every run.
 
-    Drawing them takes about 12 s (matplotlib figures, 1/f noise), and they depend on nothing but
-    these arguments, so a process draws them once: an ensemble's detector reuses its first member's,
-    and a test session trains many runs of the same seeds. Read-only, as a cached value must be.
+    Drawing them takes about 12 s (matplotlib figures, 1/f noise) and they stand for "not dermoscopy",
+    which depends on no run's seed, so they come from one fixed random stream and a process draws them
+    once per size: every member of an ensemble, the ensemble itself, and a test session's many runs
+    reuse them. Read-only, as a cached value must be.
     """
-    pictures = not_dermoscopy(np.random.default_rng([seed, NEGATIVES]), NEGATIVES)
+    pictures = not_dermoscopy(np.random.default_rng(NEGATIVES), NEGATIVES)
     squares = np.stack([fit_square(picture, size, fit) for picture in pictures])
     squares.flags.writeable = False
     return squares
