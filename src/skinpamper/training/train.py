@@ -204,9 +204,13 @@ def _new_model(config: TrainConfig, steps_per_epoch: int, train_labels: np.ndarr
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=make_loss(config, train_labels),
-        metrics=["accuracy"],
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=resolve_jit_compile(config.xla),
     )
+    # A tf.function whose first call creates variables is traced twice (seconds for an ImageNet backbone),
+    # so nothing may be left for the first training step to create: the optimizer's slots are built
+    # here, and the metric is an object, whose variables exist (the name "accuracy" is resolved late).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
