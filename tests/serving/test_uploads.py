@@ -21,13 +21,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fuzz_corpus import damaged_files, encode, valid_files
+from service_helpers import assert_probes_answered_fast
 from skinpamper.errors import ConfigError
 from skinpamper.serving.predict import Predictor
 from skinpamper.serving.service.app import create_app
 from skinpamper.serving.service.settings import ServeSettings, load_settings
 from skinpamper.serving.service.uploads import read_uploads
-
-HEALTHZ_LIMIT = 0.1  # seconds: probes must not wait behind any upload
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +248,8 @@ def test_hostile_clients_never_stall_the_probes(live: tuple[str, int]) -> None:
     assert status[:4] == [413] * 4
     assert b"request over 16,777,216 bytes" in answers[attacks.index("oversize")]
     assert b"in all; the limit per request is 100,000,000" in answers[attacks.index("pixel_heavy")]
-    assert len(latencies) > 10 and max(latencies) < HEALTHZ_LIMIT, sorted(latencies)[-5:]
+    assert len(latencies) > 10
+    assert_probes_answered_fast([seconds * 1e3 for seconds in latencies])
 
 
 @pytest.mark.slow
