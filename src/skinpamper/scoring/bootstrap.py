@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-CHUNK = 200  # resamples per block: bounds the (resamples x images) arrays on large evaluations
+CHUNK = 200  # resamples per block: bounds the copies each figure makes of the weights on large sets
 
 
 def lesion_weights(lesion_ids: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
